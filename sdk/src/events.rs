@@ -1,0 +1,65 @@
+//! Events: what changed in the table, from a write through the store or from outside
+//! (a gRPC `PublishEvents` call, a DynamoDB Streams record).
+//!
+//! An event names the goal it concerns and its owner. The store applies events to its caches;
+//! without a cache there is nothing to invalidate, but events are still validated so a bad one is
+//! refused the same way in every configuration.
+
+use crate::error::Error;
+use crate::keys::{GoalId, UserId};
+use crate::model::Progress;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A goal was created.
+    GoalCreated,
+    /// A goal's fields changed.
+    GoalUpdated,
+    /// A goal was archived.
+    GoalArchived,
+    /// An activity was logged toward the goal.
+    ActivityLogged,
+    /// The goal's progress was recalculated elsewhere; this is the new value.
+    ProgressCalculated(Progress),
+}
+
+impl EventKind {
+    /// A short, stable name, for logs and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::GoalCreated => "goal_created",
+            EventKind::GoalUpdated => "goal_updated",
+            EventKind::GoalArchived => "goal_archived",
+            EventKind::ActivityLogged => "activity_logged",
+            EventKind::ProgressCalculated(_) => "progress_calculated",
+        }
+    }
+}
+
+/// A change to one goal of one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub user_id: String,
+    pub goal_id: String,
+    pub kind: EventKind,
+}
+
+/// An event whose ids have been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CheckedEvent {
+    pub user: UserId,
+    pub goal: GoalId,
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// Checks the ids; the error names the field.
+    pub(crate) fn check(&self) -> Result<CheckedEvent, Error> {
+        Ok(CheckedEvent {
+            user: UserId::parse(&self.user_id)?,
+            goal: GoalId::parse(&self.goal_id)?,
+            kind: self.kind.clone(),
+        })
+    }
+}

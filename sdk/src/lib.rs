@@ -1,0 +1,25 @@
+//! goalstore: a caching data-access layer for the goals table.
+//!
+//! [`GoalStore`] is the typed API; it reads through the [`batch`] loader into a [`table::Table`]
+//! (DynamoDB or the embedded [`table::MemoryTable`]). The read path is `store` → `batch` → `table`.
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod batch;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod item;
+pub mod keys;
+pub mod model;
+pub mod progress;
+pub mod store;
+pub mod table;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use events::{Event, EventKind};
+pub use model::*;
+pub use store::{
+    ActivityFilter, GoalBatch, GoalFilter, GoalStore, GoalUpdate, LoggedActivity, NewActivity,
+    NewGoal, Page, PageRequest, StoreConfig,
+};

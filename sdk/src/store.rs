@@ -1,0 +1,888 @@
+//! `GoalStore`: the typed API over the goals table.
+//!
+//! Reads of single goals go through the batch loader, so concurrent reads share BatchGetItem
+//! requests. Writes are conditional puts: create only where no item exists, update only over the
+//! version read (`updated_at` must still hold the value read; it strictly increases with every
+//! write), with a few retries when another writer got there first.
+//!
+//! Invariants:
+//! - every id is validated before any I/O; a bad request changes nothing;
+//! - a read only ever touches the caller's partition (`USER#{user_id}`);
+//! - after a write returns, a read through this store sees it (reads are strongly consistent
+//!   unless the table is configured otherwise);
+//! - attributes of an item that this version does not know survive updates.
+//!
+//! What it does not do (yet): caching. Cache tiers slot in behind these methods without changing
+//! their signatures.
+
+use crate::batch::{BatchConfig, BatchLoader, BatchStats};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::item::{
+    activity_from_item, activity_to_item, goal_from_item, goal_over_item, goal_to_item,
+};
+use crate::keys::{activity_sk_prefix, goal_key, validate_id, GoalId, UserId, GOAL_SK_PREFIX};
+use crate::model::{
+    Activity, ActivitySource, ActivityType, Document, Goal, GoalPattern, GoalStatus, Progress,
+    Target, Timestamp, Visibility,
+};
+use crate::table::{Condition, Item, Query, SortKeyRange, Table, TableError, TableUsage};
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+/// How many times a write is retried when another writer changed the item first.
+const WRITE_CONFLICT_RETRIES: u32 = 5;
+/// The longest goal title accepted.
+pub const MAX_TITLE_LEN: usize = 200;
+/// How far in the future an activity date may be (clock skew between devices).
+const MAX_ACTIVITY_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// How the store behaves; every default is safe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Batching and retries of point reads.
+    pub batch: BatchConfig,
+    /// Page size when the caller names none.
+    pub default_page_size: u32,
+    /// The largest page a caller may ask for.
+    pub max_page_size: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            batch: BatchConfig::default(),
+            default_page_size: 50,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// The fields of a new goal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGoal {
+    /// A client-chosen id; a UUID is generated when `None`.
+    pub goal_id: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub icon: Option<String>,
+    pub color: Option<String>,
+    pub goal_pattern: GoalPattern,
+    pub target: Target,
+    pub schedule: Option<Document>,
+    pub context: Option<Document>,
+    pub rewards: Option<Document>,
+    /// Active when `None`; only draft, active or paused are accepted.
+    pub status: Option<GoalStatus>,
+    pub visibility: Visibility,
+    pub metadata: Option<Document>,
+    pub is_journal_linked: bool,
+}
+
+impl NewGoal {
+    /// A goal with a title, a pattern and a target; everything else default.
+    pub fn new(title: impl Into<String>, goal_pattern: GoalPattern, target: Target) -> Self {
+        Self {
+            goal_id: None,
+            title: title.into(),
+            description: None,
+            category: None,
+            icon: None,
+            color: None,
+            goal_pattern,
+            target,
+            schedule: None,
+            context: None,
+            rewards: None,
+            status: None,
+            visibility: Visibility::Private,
+            metadata: None,
+            is_journal_linked: false,
+        }
+    }
+}
+
+/// A partial update: only the fields that are `Some` change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalUpdate {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub icon: Option<String>,
+    pub color: Option<String>,
+    /// Refused unless equal to the goal's pattern: a goal's pattern never changes.
+    pub goal_pattern: Option<GoalPattern>,
+    pub target: Option<Target>,
+    pub schedule: Option<Document>,
+    pub context: Option<Document>,
+    pub rewards: Option<Document>,
+    pub status: Option<GoalStatus>,
+    pub visibility: Option<Visibility>,
+    pub metadata: Option<Document>,
+    pub is_journal_linked: Option<bool>,
+}
+
+/// The fields of a new activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewActivity {
+    /// A client-chosen id; a UUID is generated when `None`.
+    pub activity_id: Option<String>,
+    pub value: f64,
+    pub unit: Option<String>,
+    pub activity_type: ActivityType,
+    /// When it happened; now when `None`.
+    pub activity_date: Option<Timestamp>,
+    pub timezone: Option<String>,
+    pub location: Option<Document>,
+    pub context: Option<Document>,
+    pub note: Option<String>,
+    pub attachments: Option<Document>,
+    pub source: ActivitySource,
+    pub device_info: Option<Document>,
+}
+
+impl NewActivity {
+    /// A progress activity of `value`, happening now.
+    pub fn new(value: f64) -> Self {
+        Self {
+            activity_id: None,
+            value,
+            unit: None,
+            activity_type: ActivityType::Progress,
+            activity_date: None,
+            timezone: None,
+            location: None,
+            context: None,
+            note: None,
+            attachments: None,
+            source: ActivitySource::Manual,
+            device_info: None,
+        }
+    }
+}
+
+/// An activity as logged, and the goal's progress after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedActivity {
+    pub activity: Activity,
+    pub progress: Progress,
+}
+
+/// The goals found among requested ids, and the ids with no goal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalBatch {
+    /// In the order of each id's first mention.
+    pub goals: Vec<Goal>,
+    pub missing_goal_ids: Vec<String>,
+}
+
+/// Which goals `list_goals` returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalFilter {
+    pub status: Option<GoalStatus>,
+    pub goal_pattern: Option<GoalPattern>,
+    pub category: Option<String>,
+}
+
+impl GoalFilter {
+    fn matches(&self, goal: &Goal) -> bool {
+        self.status.is_none_or(|s| goal.status == s)
+            && self.goal_pattern.is_none_or(|p| goal.goal_pattern == p)
+            && self
+                .category
+                .as_deref()
+                .is_none_or(|c| goal.category.as_deref() == Some(c))
+    }
+}
+
+/// Which activities `list_activities` returns: logged within `[from, to]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivityFilter {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+/// Which page to return.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageRequest {
+    /// At most this many items; the store's default when `None`.
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// The typed goal store. Cheap to clone; clones share the table, the loader and the clock.
+#[derive(Debug, Clone)]
+pub struct GoalStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    table: Arc<dyn Table>,
+    loader: BatchLoader,
+    clock: Arc<dyn Clock>,
+    config: StoreConfig,
+}
+
+impl GoalStore {
+    /// A store over `table` with the system clock. Must be called within a tokio runtime
+    /// (the batch loader's task starts here).
+    pub fn new(table: Arc<dyn Table>, config: StoreConfig) -> Self {
+        Self::with_clock(table, config, Arc::new(SystemClock))
+    }
+
+    /// A store with an injected clock.
+    pub fn with_clock(table: Arc<dyn Table>, config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let loader = BatchLoader::spawn(table.clone(), config.batch.clone());
+        Self {
+            inner: Arc::new(Inner {
+                table,
+                loader,
+                clock,
+                config,
+            }),
+        }
+    }
+
+    /// The table's requests and consumed capacity so far.
+    pub fn table_usage(&self) -> TableUsage {
+        self.inner.table.usage()
+    }
+
+    /// What the batch loader has done so far.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.inner.loader.stats()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// One goal of a user.
+    pub async fn get_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
+        let user = UserId::parse(user_id)?;
+        let goal = GoalId::parse(goal_id)?;
+        let item = self.inner.loader.load(goal_key(&user, &goal)).await?;
+        match item {
+            Some(item) => goal_from_item(&item),
+            None => Err(not_found_goal(&goal)),
+        }
+    }
+
+    /// The goals among `goal_ids` that exist, and the ids that do not. Every id is checked
+    /// before anything is read; duplicates are read once.
+    pub async fn get_goals(&self, user_id: &str, goal_ids: &[String]) -> Result<GoalBatch> {
+        let user = UserId::parse(user_id)?;
+        let mut ids: Vec<GoalId> = Vec::with_capacity(goal_ids.len());
+        let mut seen = std::collections::HashSet::with_capacity(goal_ids.len());
+        for id in goal_ids {
+            let goal = GoalId::parse(id)?;
+            if seen.insert(goal.clone()) {
+                ids.push(goal);
+            }
+        }
+        let keys = ids.iter().map(|goal| goal_key(&user, goal)).collect();
+        let items = self.inner.loader.load_many(keys).await;
+        let mut batch = GoalBatch::default();
+        for (goal, item) in ids.into_iter().zip(items) {
+            match item? {
+                Some(item) => batch.goals.push(goal_from_item(&item)?),
+                None => batch.missing_goal_ids.push(goal.as_str().to_owned()),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Every active goal of a user, oldest first. Queries the user's partition, not the
+    /// `STATUS#active` index (one hot partition for all users).
+    pub async fn list_active_goals(&self, user_id: &str) -> Result<Vec<Goal>> {
+        let user = UserId::parse(user_id)?;
+        let filter = GoalFilter {
+            status: Some(GoalStatus::Active),
+            ..GoalFilter::default()
+        };
+        let mut goals = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .inner
+                .table
+                .query(&Query {
+                    pk: crate::keys::user_partition(&user),
+                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
+                    descending: false,
+                    limit: None,
+                    start_after,
+                })
+                .await?;
+            goals.extend(decode_goals(&page.items).filter(|g| filter.matches(g)));
+            match page.last_sort_key {
+                Some(last) => start_after = Some(last),
+                None => break,
+            }
+        }
+        goals.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(goals)
+    }
+
+    /// A page of a user's goals that match `filter`, in goal-id order.
+    pub async fn list_goals(
+        &self,
+        user_id: &str,
+        filter: &GoalFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Goal>> {
+        let user = UserId::parse(user_id)?;
+        let page_size = self.page_size(page)?;
+        let mut start_after = decode_page_token(page.page_token.as_deref(), GOAL_SK_PREFIX)?;
+        let mut goals = Vec::new();
+        loop {
+            let result = self
+                .inner
+                .table
+                .query(&Query {
+                    pk: crate::keys::user_partition(&user),
+                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
+                    descending: false,
+                    limit: Some(page_size.max(100)),
+                    start_after: start_after.clone(),
+                })
+                .await?;
+            let count = result.items.len();
+            for (index, item) in result.items.iter().enumerate() {
+                start_after = crate::table::item_key(item).map(|k| k.sk);
+                if let Some(goal) = decode_goals(std::slice::from_ref(item)).next() {
+                    if filter.matches(&goal) {
+                        goals.push(goal);
+                    }
+                }
+                if goals.len() == page_size as usize {
+                    let more = index + 1 < count || result.last_sort_key.is_some();
+                    return Ok(Page {
+                        items: goals,
+                        next_page_token: more.then(|| encode_page_token(start_after)).flatten(),
+                    });
+                }
+            }
+            match result.last_sort_key {
+                Some(last) => start_after = Some(last),
+                None => {
+                    return Ok(Page {
+                        items: goals,
+                        next_page_token: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Creates a goal. Refused with `AlreadyExists` when the id is taken.
+    pub async fn create_goal(&self, user_id: &str, new: NewGoal) -> Result<Goal> {
+        let user = UserId::parse(user_id)?;
+        let goal_id = match &new.goal_id {
+            Some(id) => GoalId::parse(id)?,
+            None => GoalId::parse(&uuid::Uuid::new_v4().to_string())?,
+        };
+        validate_title(&new.title)?;
+        validate_target(new.goal_pattern, &new.target)?;
+        let status = new.status.unwrap_or(GoalStatus::Active);
+        if !matches!(
+            status,
+            GoalStatus::Draft | GoalStatus::Active | GoalStatus::Paused
+        ) {
+            return Err(Error::invalid(
+                "status",
+                format!("a new goal cannot be {status}; use draft, active or paused"),
+            ));
+        }
+        let now = Timestamp::from_instant(self.now());
+        let mut goal = Goal {
+            goal_id: goal_id.as_str().to_owned(),
+            user_id: user.as_str().to_owned(),
+            title: new.title,
+            description: new.description,
+            category: new.category,
+            icon: new.icon,
+            color: new.color,
+            goal_pattern: new.goal_pattern,
+            target: new.target,
+            schedule: new.schedule,
+            progress: Progress::default(),
+            context: new.context,
+            rewards: new.rewards,
+            status,
+            visibility: new.visibility,
+            created_at: now.clone(),
+            updated_at: now,
+            completed_at: None,
+            archived_at: None,
+            metadata: new.metadata,
+            is_journal_linked: new.is_journal_linked,
+        };
+        goal.progress = crate::progress::compute(&goal, &[], self.now());
+        let item = goal_to_item(&goal)?;
+        match self
+            .inner
+            .table
+            .put_item(item, Some(Condition::ItemAbsent))
+            .await
+        {
+            Ok(()) => Ok(goal),
+            Err(TableError::ConditionFailed) => Err(Error::AlreadyExists {
+                kind: "goal",
+                id: goal.goal_id,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Changes the fields set in `update`. Refuses pattern changes and edits of archived or
+    /// completed goals; keeps `gsi1_pk` in step with the status; bumps `updated_at`.
+    pub async fn update_goal(
+        &self,
+        user_id: &str,
+        goal_id: &str,
+        update: GoalUpdate,
+    ) -> Result<Goal> {
+        let user = UserId::parse(user_id)?;
+        let goal = GoalId::parse(goal_id)?;
+        if let Some(title) = &update.title {
+            validate_title(title)?;
+        }
+        if update.status == Some(GoalStatus::Archived) {
+            return Err(Error::invalid(
+                "status",
+                "use ArchiveGoal to archive a goal",
+            ));
+        }
+        self.modify_goal(&user, &goal, |current, now| {
+            if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
+                return Err(Error::FailedPrecondition(format!(
+                    "goal `{}` is {} and can no longer be edited",
+                    current.goal_id, current.status
+                )));
+            }
+            if let Some(pattern) = update.goal_pattern {
+                if pattern != current.goal_pattern {
+                    return Err(Error::invalid(
+                        "goal_pattern",
+                        format!(
+                            "a goal's pattern cannot change (it is {})",
+                            current.goal_pattern
+                        ),
+                    ));
+                }
+            }
+            if let Some(target) = &update.target {
+                validate_target(current.goal_pattern, target)?;
+            }
+            let mut goal = current.clone();
+            let update = update.clone();
+            set(&mut goal.title, update.title);
+            set_some(&mut goal.description, update.description);
+            set_some(&mut goal.category, update.category);
+            set_some(&mut goal.icon, update.icon);
+            set_some(&mut goal.color, update.color);
+            set(&mut goal.target, update.target);
+            set_some(&mut goal.schedule, update.schedule);
+            set_some(&mut goal.context, update.context);
+            set_some(&mut goal.rewards, update.rewards);
+            set(&mut goal.visibility, update.visibility);
+            set_some(&mut goal.metadata, update.metadata);
+            set(&mut goal.is_journal_linked, update.is_journal_linked);
+            if let Some(status) = update.status {
+                if status == GoalStatus::Completed && goal.status != GoalStatus::Completed {
+                    goal.completed_at = Some(Timestamp::from_instant(now));
+                }
+                goal.status = status;
+            }
+            Ok(Some(goal))
+        })
+        .await
+    }
+
+    /// Archives a goal (a soft delete). Archiving an archived goal returns it unchanged.
+    pub async fn archive_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
+        let user = UserId::parse(user_id)?;
+        let goal = GoalId::parse(goal_id)?;
+        self.modify_goal(&user, &goal, |current, now| {
+            if current.status == GoalStatus::Archived {
+                return Ok(None);
+            }
+            let mut goal = current.clone();
+            goal.status = GoalStatus::Archived;
+            goal.archived_at = Some(Timestamp::from_instant(now));
+            Ok(Some(goal))
+        })
+        .await
+    }
+
+    /// Records an activity toward an active goal, recomputes the goal's progress and stores it
+    /// on the goal.
+    pub async fn log_activity(
+        &self,
+        user_id: &str,
+        goal_id: &str,
+        new: NewActivity,
+    ) -> Result<LoggedActivity> {
+        let user = UserId::parse(user_id)?;
+        let goal_id = GoalId::parse(goal_id)?;
+        let activity_id = match &new.activity_id {
+            Some(id) => {
+                validate_id("activity_id", id)?;
+                id.clone()
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        if !new.value.is_finite() {
+            return Err(Error::invalid("value", "must be a finite number"));
+        }
+        let now = self.now();
+        if let Some(date) = &new.activity_date {
+            match date.instant() {
+                None => return Err(Error::invalid("activity_date", "is not an ISO-8601 time")),
+                Some(at) if at > now + MAX_ACTIVITY_CLOCK_SKEW => {
+                    return Err(Error::invalid("activity_date", "is in the future"))
+                }
+                Some(_) => {}
+            }
+        }
+        let goal = self.get_goal_for_write(&user, &goal_id).await?.0;
+        validate_activity(&goal, &new)?;
+
+        let mut logged_at = now;
+        let mut activity = Activity {
+            activity_id,
+            goal_id: goal_id.as_str().to_owned(),
+            user_id: user.as_str().to_owned(),
+            value: new.value,
+            unit: new.unit.or_else(|| goal.target.unit.clone()),
+            activity_type: new.activity_type,
+            activity_date: new
+                .activity_date
+                .unwrap_or_else(|| Timestamp::from_instant(now)),
+            logged_at: Timestamp::from_instant(now),
+            timezone: new.timezone,
+            location: new.location,
+            context: new.context,
+            note: new.note,
+            attachments: new.attachments,
+            source: new.source,
+            device_info: new.device_info,
+        };
+        // The sort key holds logged_at: two activities of one goal in the same microsecond
+        // would collide, so the later one moves on by a microsecond.
+        for _ in 0..WRITE_CONFLICT_RETRIES {
+            activity.logged_at = Timestamp::from_instant(logged_at);
+            match self
+                .inner
+                .table
+                .put_item(activity_to_item(&activity)?, Some(Condition::ItemAbsent))
+                .await
+            {
+                Ok(()) => break,
+                Err(TableError::ConditionFailed) => logged_at += Duration::microseconds(1),
+                Err(error) => return Err(error.into()),
+            }
+        }
+
+        let activities = self.all_activities(&user, &goal_id).await?;
+        let goal = self
+            .modify_goal(&user, &goal_id, |current, now| {
+                let mut goal = current.clone();
+                goal.progress = crate::progress::compute(&goal, &activities, now);
+                if goal.goal_pattern == GoalPattern::Target {
+                    goal.target.current_value = goal.progress.current_period_value;
+                }
+                Ok(Some(goal))
+            })
+            .await?;
+        Ok(LoggedActivity {
+            activity,
+            progress: goal.progress,
+        })
+    }
+
+    /// A page of a goal's activities logged within `filter`, newest first.
+    pub async fn list_activities(
+        &self,
+        user_id: &str,
+        goal_id: &str,
+        filter: &ActivityFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Activity>> {
+        let user = UserId::parse(user_id)?;
+        let goal = GoalId::parse(goal_id)?;
+        let page_size = self.page_size(page)?;
+        let prefix = activity_sk_prefix(&goal);
+        let bound = |field: &'static str, at: &Option<Timestamp>, open: &str| match at {
+            None => Ok(format!("{prefix}{open}")),
+            Some(at) => at
+                .instant()
+                .map(|instant| format!("{prefix}{}", crate::model::key_form(instant)))
+                .ok_or_else(|| Error::invalid(field, "is not an ISO-8601 time")),
+        };
+        // '0' sorts before every time and '~' after, within the goal's prefix.
+        let low = bound("from", &filter.from, "0")?;
+        let high = bound("to", &filter.to, "~")?;
+        let start_after = decode_page_token(page.page_token.as_deref(), &prefix)?;
+        let result = self
+            .inner
+            .table
+            .query(&Query {
+                pk: crate::keys::user_partition(&user),
+                sort_keys: SortKeyRange::Between { low, high },
+                descending: true,
+                limit: Some(page_size),
+                start_after,
+            })
+            .await?;
+        let items = result
+            .items
+            .iter()
+            .filter_map(|item| match activity_from_item(item) {
+                Ok(activity) => Some(activity),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping an activity item that does not decode");
+                    None
+                }
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next_page_token: encode_page_token(result.last_sort_key),
+        })
+    }
+
+    /// A goal's progress, computed now from the goal and all of its activities.
+    pub async fn get_progress(&self, user_id: &str, goal_id: &str) -> Result<Progress> {
+        let user = UserId::parse(user_id)?;
+        let goal_id = GoalId::parse(goal_id)?;
+        let (goal, activities) = futures::try_join!(
+            self.get_goal(user.as_str(), goal_id.as_str()),
+            self.all_activities(&user, &goal_id)
+        )?;
+        Ok(crate::progress::compute(&goal, &activities, self.now()))
+    }
+
+    /// Applies events from outside. Every event is checked before any is applied; returns how
+    /// many were applied. Without a cache there is nothing to invalidate.
+    pub async fn apply_events(&self, events: &[Event]) -> Result<usize> {
+        let checked = events
+            .iter()
+            .map(Event::check)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(checked.len())
+    }
+
+    fn page_size(&self, page: &PageRequest) -> Result<u32> {
+        match page.page_size {
+            None | Some(0) => Ok(self.inner.config.default_page_size),
+            Some(size) if size > self.inner.config.max_page_size => Err(Error::invalid(
+                "page_size",
+                format!("is {size}; at most {}", self.inner.config.max_page_size),
+            )),
+            Some(size) => Ok(size),
+        }
+    }
+
+    /// The goal and its raw item, read directly (not batched): a write needs the item as it is.
+    async fn get_goal_for_write(&self, user: &UserId, goal: &GoalId) -> Result<(Goal, Item)> {
+        match self.inner.table.get_item(&goal_key(user, goal)).await? {
+            Some(item) => Ok((goal_from_item(&item)?, item)),
+            None => Err(not_found_goal(goal)),
+        }
+    }
+
+    /// Reads the goal, lets `change` make a new version (or `None` for no change), and writes it
+    /// over the version read. Retries when another writer got there first.
+    async fn modify_goal<F>(&self, user: &UserId, goal_id: &GoalId, change: F) -> Result<Goal>
+    where
+        F: Fn(&Goal, DateTime<Utc>) -> Result<Option<Goal>>,
+    {
+        for _ in 0..WRITE_CONFLICT_RETRIES {
+            let (current, item) = self.get_goal_for_write(user, goal_id).await?;
+            let now = self.now();
+            let Some(mut goal) = change(&current, now)? else {
+                return Ok(current);
+            };
+            // updated_at strictly increases, so the condition below tells every version apart.
+            let previous = current.updated_at.instant().unwrap_or(now);
+            goal.updated_at =
+                Timestamp::from_instant(now.max(previous + Duration::microseconds(1)));
+            let condition = Condition::AttributeEquals {
+                attribute: "updated_at".into(),
+                value: AttributeValue::S(current.updated_at.as_str().to_owned()),
+            };
+            match self
+                .inner
+                .table
+                .put_item(goal_over_item(&goal, item)?, Some(condition))
+                .await
+            {
+                Ok(()) => return Ok(goal),
+                Err(TableError::ConditionFailed) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "goal `{goal_id}` kept changing concurrently; gave up after {WRITE_CONFLICT_RETRIES} attempts"
+        )))
+    }
+
+    /// Every activity of a goal, oldest first.
+    async fn all_activities(&self, user: &UserId, goal: &GoalId) -> Result<Vec<Activity>> {
+        let mut activities = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .inner
+                .table
+                .query(&Query {
+                    pk: crate::keys::user_partition(user),
+                    sort_keys: SortKeyRange::BeginsWith(activity_sk_prefix(goal)),
+                    descending: false,
+                    limit: None,
+                    start_after,
+                })
+                .await?;
+            activities.extend(
+                page.items
+                    .iter()
+                    .filter_map(|item| activity_from_item(item).ok()),
+            );
+            match page.last_sort_key {
+                Some(last) => start_after = Some(last),
+                None => return Ok(activities),
+            }
+        }
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *field = value;
+    }
+}
+
+fn not_found_goal(goal: &GoalId) -> Error {
+    Error::NotFound {
+        kind: "goal",
+        id: goal.as_str().to_owned(),
+    }
+}
+
+fn decode_goals(items: &[Item]) -> impl Iterator<Item = Goal> + '_ {
+    items.iter().filter_map(|item| match goal_from_item(item) {
+        Ok(goal) => Some(goal),
+        Err(error) => {
+            tracing::warn!(%error, "skipping a goal item that does not decode");
+            None
+        }
+    })
+}
+
+fn encode_page_token(sort_key: Option<String>) -> Option<String> {
+    sort_key.map(|sk| URL_SAFE_NO_PAD.encode(sk))
+}
+
+/// The sort key a page token stands for; it must lie under `prefix`, so a token can neither
+/// leave the listing it came from nor the caller's partition.
+fn decode_page_token(token: Option<&str>, prefix: &str) -> Result<Option<String>> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = || Error::invalid("page_token", "is not a token this listing returned");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let sort_key = String::from_utf8(bytes).map_err(|_| invalid())?;
+    if !sort_key.starts_with(prefix) {
+        return Err(invalid());
+    }
+    Ok(Some(sort_key))
+}
+
+fn validate_title(title: &str) -> Result<()> {
+    let length = title.chars().count();
+    if title.trim().is_empty() {
+        return Err(Error::invalid("title", "must not be empty"));
+    }
+    if length > MAX_TITLE_LEN {
+        return Err(Error::invalid(
+            "title",
+            format!("is {length} characters long; at most {MAX_TITLE_LEN}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_target(pattern: GoalPattern, target: &Target) -> Result<()> {
+    let numbers = [
+        target.value,
+        target.start_value,
+        target.current_value,
+        target.min_value,
+        target.max_value,
+    ];
+    if numbers.iter().flatten().any(|n| !n.is_finite()) {
+        return Err(Error::invalid("target", "numbers must be finite"));
+    }
+    let value = match pattern {
+        GoalPattern::Limit => target.max_value.or(target.value),
+        _ => target.value,
+    };
+    match value {
+        None => Err(Error::invalid(
+            "target.value",
+            format!("a {pattern} goal needs a target value"),
+        )),
+        Some(v) if v <= 0.0 && pattern != GoalPattern::Target => Err(Error::invalid(
+            "target.value",
+            format!("a {pattern} goal needs a positive target value"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn validate_activity(goal: &Goal, new: &NewActivity) -> Result<()> {
+    if goal.status != GoalStatus::Active {
+        return Err(Error::FailedPrecondition(format!(
+            "goal `{}` is {}; activities can only be logged to active goals",
+            goal.goal_id, goal.status
+        )));
+    }
+    if new.value < 0.0 && goal.goal_pattern != GoalPattern::Target {
+        return Err(Error::invalid(
+            "value",
+            format!("a {} goal takes no negative values", goal.goal_pattern),
+        ));
+    }
+    if let (Some(unit), Some(expected)) = (&new.unit, &goal.target.unit) {
+        if !unit.eq_ignore_ascii_case(expected) {
+            return Err(Error::invalid(
+                "unit",
+                format!("is {unit:?}; this goal is measured in {expected:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
