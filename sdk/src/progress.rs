@@ -423,9 +423,12 @@ mod tests {
         }
     }
 
+    /// Activities as (date, value).
+    type Entries = &'static [(&'static str, f64)];
+
     #[test]
     fn milestone_sums_caps_and_projects() {
-        let cases: &[(&[(&str, f64)], f64, f64, f64)] = &[
+        let cases: &[(Entries, f64, f64, f64)] = &[
             // (activities, total, remaining, percent)
             (&[], 0.0, 100.0, 0.0),
             (
@@ -552,7 +555,7 @@ mod tests {
 
     #[test]
     fn target_moves_from_start_toward_goal() {
-        let cases: &[(Option<f64>, &[(&str, f64)], f64, f64)] = &[
+        let cases: &[(Option<f64>, Entries, f64, f64)] = &[
             // (start, readings, percent, remaining): weight 82.5 -> 75
             (Some(82.5), &[], 0.0, 7.5),
             (

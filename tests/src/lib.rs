@@ -1,1 +1,12 @@
+//! Test harness for goalstore: starts the real servers the integration tests talk to.
+//!
+//! Nothing here is a mock. [`servers`] starts a real `moto_server` (a DynamoDB-compatible
+//! server) and real `redis-server` processes on loopback ports, [`dynamo`] creates tables
+//! on them and loads the fixture items, and [`proxy`] sits between the store and the
+//! DynamoDB-compatible server so tests can assert how many requests actually reached it.
 
+pub mod dynamo;
+pub mod proxy;
+pub mod servers;
+pub mod sidecar;
+pub mod stores;

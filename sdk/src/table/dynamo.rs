@@ -187,7 +187,7 @@ impl Table for DynamoTable {
                 pending
                     .keys
                     .iter()
-                    .filter_map(|key| super::item_key(key))
+                    .filter_map(super::item_key)
                     .collect()
             })
             .unwrap_or_default();

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, when it is missing: redis-server (Debian), a
+# DynamoDB-compatible server (moto_server, from PyPI moto[server]) and buf (npm @bufbuild/buf).
+# Safe to run again: anything already installed is left alone.
+set -euo pipefail
+
+need() { ! command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if need redis-server; then
+  echo "installing redis-server (apt)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system-wide server on 6379; the tests start their own on free ports.
+  as_root service redis-server stop >/dev/null 2>&1 || true
+fi
+
+if need moto_server; then
+  echo "installing moto[server] (pip)" >&2
+  python3 -m pip install --quiet 'moto[server]>=5,<6'
+  hash -r
+fi
+
+if need buf; then
+  echo "installing buf (npm)" >&2
+  npm install --global --silent @bufbuild/buf@1
+  hash -r
+fi
+
+for tool in redis-server moto_server buf; do
+  if need "$tool"; then
+    echo "error: $tool is still not on PATH after installing it" >&2
+    exit 1
+  fi
+done

@@ -1,0 +1,217 @@
+//! The `goalstore.v1.GoalStore` gRPC service over a [`GoalStore`].
+//!
+//! Thin by design: decode the request (`goalstore::wire`), call the store, encode the answer.
+//! Every error becomes a status through `wire::status_of`, the one place codes are chosen.
+
+use goalstore::wire::{self, status_of};
+use goalstore::{ActivityFilter, GoalStore, PageRequest};
+use goalstore_proto::v1 as pb;
+use goalstore_proto::v1::goal_store_server::GoalStore as GoalStoreRpc;
+use tonic::{Request, Response, Status};
+
+/// Serves the store over gRPC.
+#[derive(Debug, Clone)]
+pub struct GoalStoreService {
+    store: GoalStore,
+}
+
+impl GoalStoreService {
+    /// A service over `store`.
+    pub fn new(store: GoalStore) -> Self {
+        Self { store }
+    }
+}
+
+fn fail(error: goalstore::Error) -> Status {
+    status_of(&error)
+}
+
+#[tonic::async_trait]
+impl GoalStoreRpc for GoalStoreService {
+    async fn get_goal(
+        &self,
+        request: Request<pb::GetGoalRequest>,
+    ) -> Result<Response<pb::GetGoalResponse>, Status> {
+        let r = request.into_inner();
+        let goal = self
+            .store
+            .get_goal(&r.user_id, &r.goal_id)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::GetGoalResponse {
+            goal: Some((&goal).into()),
+        }))
+    }
+
+    async fn batch_get_goals(
+        &self,
+        request: Request<pb::BatchGetGoalsRequest>,
+    ) -> Result<Response<pb::BatchGetGoalsResponse>, Status> {
+        let r = request.into_inner();
+        let batch = self
+            .store
+            .get_goals(&r.user_id, &r.goal_ids)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::BatchGetGoalsResponse {
+            goals: batch.goals.iter().map(Into::into).collect(),
+            missing_goal_ids: batch.missing_goal_ids,
+        }))
+    }
+
+    async fn list_active_goals(
+        &self,
+        request: Request<pb::ListActiveGoalsRequest>,
+    ) -> Result<Response<pb::ListActiveGoalsResponse>, Status> {
+        let r = request.into_inner();
+        let goals = self
+            .store
+            .list_active_goals(&r.user_id)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::ListActiveGoalsResponse {
+            goals: goals.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn list_goals(
+        &self,
+        request: Request<pb::ListGoalsRequest>,
+    ) -> Result<Response<pb::ListGoalsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = wire::goal_filter_of(&r).map_err(fail)?;
+        let page = PageRequest {
+            page_size: wire::page_size_of(r.page_size).map_err(fail)?,
+            page_token: wire::page_token_of(&r.page_token),
+        };
+        let page = self
+            .store
+            .list_goals(&r.user_id, &filter, &page)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::ListGoalsResponse {
+            goals: page.items.iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn create_goal(
+        &self,
+        request: Request<pb::CreateGoalRequest>,
+    ) -> Result<Response<pb::CreateGoalResponse>, Status> {
+        let r = request.into_inner();
+        let new = wire::new_goal_of(&r).map_err(fail)?;
+        let goal = self
+            .store
+            .create_goal(&r.user_id, new)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::CreateGoalResponse {
+            goal: Some((&goal).into()),
+        }))
+    }
+
+    async fn update_goal(
+        &self,
+        request: Request<pb::UpdateGoalRequest>,
+    ) -> Result<Response<pb::UpdateGoalResponse>, Status> {
+        let r = request.into_inner();
+        let update = wire::goal_update_of(&r).map_err(fail)?;
+        let goal = self
+            .store
+            .update_goal(&r.user_id, &r.goal_id, update)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::UpdateGoalResponse {
+            goal: Some((&goal).into()),
+        }))
+    }
+
+    async fn archive_goal(
+        &self,
+        request: Request<pb::ArchiveGoalRequest>,
+    ) -> Result<Response<pb::ArchiveGoalResponse>, Status> {
+        let r = request.into_inner();
+        let goal = self
+            .store
+            .archive_goal(&r.user_id, &r.goal_id)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::ArchiveGoalResponse {
+            goal: Some((&goal).into()),
+        }))
+    }
+
+    async fn log_activity(
+        &self,
+        request: Request<pb::LogActivityRequest>,
+    ) -> Result<Response<pb::LogActivityResponse>, Status> {
+        let r = request.into_inner();
+        let new = wire::new_activity_of(&r).map_err(fail)?;
+        let logged = self
+            .store
+            .log_activity(&r.user_id, &r.goal_id, new)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::LogActivityResponse {
+            activity: Some((&logged.activity).into()),
+            progress: Some((&logged.progress).into()),
+        }))
+    }
+
+    async fn list_activities(
+        &self,
+        request: Request<pb::ListActivitiesRequest>,
+    ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ActivityFilter {
+            from: wire::time_bound_of("from", &r.from).map_err(fail)?,
+            to: wire::time_bound_of("to", &r.to).map_err(fail)?,
+        };
+        let page = PageRequest {
+            page_size: wire::page_size_of(r.page_size).map_err(fail)?,
+            page_token: wire::page_token_of(&r.page_token),
+        };
+        let page = self
+            .store
+            .list_activities(&r.user_id, &r.goal_id, &filter, &page)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::ListActivitiesResponse {
+            activities: page.items.iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_progress(
+        &self,
+        request: Request<pb::GetProgressRequest>,
+    ) -> Result<Response<pb::GetProgressResponse>, Status> {
+        let r = request.into_inner();
+        let progress = self
+            .store
+            .get_progress(&r.user_id, &r.goal_id)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::GetProgressResponse {
+            progress: Some((&progress).into()),
+        }))
+    }
+
+    async fn publish_events(
+        &self,
+        request: Request<pb::PublishEventsRequest>,
+    ) -> Result<Response<pb::PublishEventsResponse>, Status> {
+        let r = request.into_inner();
+        let events = r
+            .events
+            .iter()
+            .map(wire::event_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let applied = self.store.apply_events(&events).await.map_err(fail)?;
+        Ok(Response::new(pb::PublishEventsResponse {
+            applied: i32::try_from(applied).unwrap_or(i32::MAX),
+        }))
+    }
+}

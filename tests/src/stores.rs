@@ -1,0 +1,83 @@
+//! Stores under test: a `GoalStore` over a fresh table on the shared DynamoDB-compatible server,
+//! reached through a counting proxy so tests can assert what reached DynamoDB.
+
+use crate::dynamo;
+use crate::proxy::DynamoProxy;
+use crate::servers::MotoServer;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use goalstore::table::{DynamoTable, Item};
+use goalstore::{GoalStore, StoreConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A store over its own table, with the means to look behind it.
+#[derive(Debug)]
+pub struct DynamoStore {
+    pub store: GoalStore,
+    /// Counts every request the store makes to DynamoDB.
+    pub proxy: DynamoProxy,
+    /// A client straight to the server (not counted), for seeding and inspecting items.
+    pub client: aws_sdk_dynamodb::Client,
+    pub table_name: String,
+}
+
+impl DynamoStore {
+    /// A store over a fresh table, with the default configuration.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::with_config(StoreConfig::default()).await
+    }
+
+    /// A store over a fresh table.
+    pub async fn with_config(config: StoreConfig) -> anyhow::Result<Self> {
+        let table_name = dynamo::fresh_table("store").await?;
+        let proxy = DynamoProxy::start(MotoServer::shared().endpoint()).await?;
+        let table = DynamoTable::new(dynamo::client(&proxy.endpoint()), table_name.clone());
+        Ok(Self {
+            store: GoalStore::new(Arc::new(table), config),
+            proxy,
+            client: dynamo::client(MotoServer::shared().endpoint()),
+            table_name,
+        })
+    }
+
+    /// The item at `pk`/`sk`, read straight from the server.
+    pub async fn raw_item(&self, pk: &str, sk: &str) -> anyhow::Result<Option<Item>> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await?
+            .item)
+    }
+
+    /// Writes `items` as they are, 25 to a BatchWriteItem, straight to the server (not counted).
+    pub async fn seed(&self, items: Vec<HashMap<String, AttributeValue>>) -> anyhow::Result<()> {
+        for chunk in items.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    Ok(WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build()?)
+                        .build())
+                })
+                .collect::<anyhow::Result<_>>()?;
+            while !requests.is_empty() {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table_name, requests)
+                    .send()
+                    .await?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut tables| tables.remove(&self.table_name))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
