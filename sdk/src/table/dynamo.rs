@@ -183,13 +183,7 @@ impl Table for DynamoTable {
         let unprocessed = output
             .unprocessed_keys
             .and_then(|mut tables| tables.remove(&self.table_name))
-            .map(|pending| {
-                pending
-                    .keys
-                    .iter()
-                    .filter_map(super::item_key)
-                    .collect()
-            })
+            .map(|pending| pending.keys.iter().filter_map(super::item_key).collect())
             .unwrap_or_default();
         Ok(BatchGetOutput { items, unprocessed })
     }
