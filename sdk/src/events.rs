@@ -5,6 +5,7 @@
 //! without a cache there is nothing to invalidate, but events are still validated so a bad one is
 //! refused the same way in every configuration.
 
+use crate::cache::keys::{CacheKey, KeySpace};
 use crate::error::Error;
 use crate::keys::{GoalId, UserId};
 use crate::model::Progress;
@@ -61,5 +62,58 @@ impl Event {
             goal: GoalId::parse(&self.goal_id)?,
             kind: self.kind.clone(),
         })
+    }
+}
+
+/// The cache keys `event` makes stale (DESIGN.md, "Cache keys and lifetimes"):
+/// - goal created: the user's active goals, and the goal's missing-marker;
+/// - goal updated or archived, activity logged: the user's active goals, the goal, its progress;
+/// - progress calculated: the goal's progress (the store then writes the new value through).
+pub fn stale_keys(
+    keys: &KeySpace,
+    user: &UserId,
+    goal: &GoalId,
+    event: &EventKind,
+) -> Vec<CacheKey> {
+    match event {
+        EventKind::GoalCreated => vec![keys.active_goals(user), keys.goal(user, goal)],
+        EventKind::GoalUpdated | EventKind::GoalArchived | EventKind::ActivityLogged => vec![
+            keys.active_goals(user),
+            keys.goal(user, goal),
+            keys.progress(goal),
+        ],
+        EventKind::ProgressCalculated(_) => vec![keys.progress(goal)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::keys::CacheKind;
+
+    #[test]
+    fn each_event_drops_exactly_its_keys() {
+        let keys = KeySpace::new("gs").expect("valid");
+        let user = UserId::parse("u").expect("valid");
+        let goal = GoalId::parse("g").expect("valid");
+        let kinds = |event: EventKind| -> Vec<CacheKind> {
+            stale_keys(&keys, &user, &goal, &event)
+                .iter()
+                .map(|k| k.kind)
+                .collect()
+        };
+        use CacheKind::*;
+        assert_eq!(kinds(EventKind::GoalCreated), [ActiveGoals, Goal]);
+        for event in [
+            EventKind::GoalUpdated,
+            EventKind::GoalArchived,
+            EventKind::ActivityLogged,
+        ] {
+            assert_eq!(kinds(event), [ActiveGoals, Goal, Progress]);
+        }
+        assert_eq!(
+            kinds(EventKind::ProgressCalculated(Default::default())),
+            [Progress]
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! goalstore: a caching data-access layer for the goals table.
 //!
 //! [`GoalStore`] is the typed API; it reads through the [`batch`] loader into a [`table::Table`]
-//! (DynamoDB or the embedded [`table::MemoryTable`]). The read path is `store` → `batch` → `table`.
+//! (DynamoDB or the embedded [`table::MemoryTable`]), with a [`cache`] in front. The read path is
+//! `store` → `cache` → `batch` → `table`.
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod batch;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod events;
@@ -16,10 +18,11 @@ pub mod store;
 pub mod table;
 pub mod wire;
 
+pub use cache::{CacheConfig, CacheStats, Strategy};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind};
 pub use model::*;
 pub use store::{
     ActivityFilter, GoalBatch, GoalFilter, GoalStore, GoalUpdate, LoggedActivity, NewActivity,
-    NewGoal, Page, PageRequest, StoreConfig,
+    NewGoal, Page, PageRequest, StoreConfig, StoreStats,
 };

@@ -12,13 +12,16 @@
 //!   unless the table is configured otherwise);
 //! - attributes of an item that this version does not know survive updates.
 //!
-//! What it does not do (yet): caching. Cache tiers slot in behind these methods without changing
-//! their signatures.
+//! Caching (`cache`): reads of active goals, progress and single goals go through the cache;
+//! every write drops exactly the keys its event makes stale (`events.rs`) after the table write
+//! returns, and `log_activity` writes the new progress through.
 
 use crate::batch::{BatchConfig, BatchLoader, BatchStats};
+use crate::cache::codec::{self, OwnedProgress};
+use crate::cache::{Cache, CacheConfig, CacheStats};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::item::{
     activity_from_item, activity_to_item, goal_from_item, goal_over_item, goal_to_item,
 };
@@ -32,6 +35,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt;
 use std::sync::Arc;
 
 /// How many times a write is retried when another writer changed the item first.
@@ -50,6 +54,8 @@ pub struct StoreConfig {
     pub default_page_size: u32,
     /// The largest page a caller may ask for.
     pub max_page_size: u32,
+    /// The cache in front of the table.
+    pub cache: CacheConfig,
 }
 
 impl Default for StoreConfig {
@@ -58,6 +64,7 @@ impl Default for StoreConfig {
             batch: BatchConfig::default(),
             default_page_size: 50,
             max_page_size: 1000,
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -234,28 +241,61 @@ pub struct GoalStore {
 struct Inner {
     table: Arc<dyn Table>,
     loader: BatchLoader,
+    cache: Option<Arc<Cache>>,
     clock: Arc<dyn Clock>,
     config: StoreConfig,
 }
 
+/// What a store has done since it started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStats {
+    /// The cache's statistics; `None` with the `none` strategy.
+    pub cache: Option<CacheStats>,
+    /// Requests and capacity of the table.
+    pub table: TableUsage,
+    /// What the batch loader did.
+    pub batch: BatchStats,
+}
+
 impl GoalStore {
-    /// A store over `table` with the system clock. Must be called within a tokio runtime
-    /// (the batch loader's task starts here).
-    pub fn new(table: Arc<dyn Table>, config: StoreConfig) -> Self {
+    /// A store over `table` with the system clock. Must be called within a tokio runtime (the
+    /// batch loader's and the cache's tasks start here); makes no network call. Fails only on an
+    /// invalid cache configuration, naming the setting.
+    pub fn new(table: Arc<dyn Table>, config: StoreConfig) -> Result<Self> {
         Self::with_clock(table, config, Arc::new(SystemClock))
     }
 
     /// A store with an injected clock.
-    pub fn with_clock(table: Arc<dyn Table>, config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(
+        table: Arc<dyn Table>,
+        config: StoreConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let cache = Cache::new(config.cache.clone())?;
         let loader = BatchLoader::spawn(table.clone(), config.batch.clone());
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 table,
                 loader,
+                cache,
                 clock,
                 config,
             }),
+        })
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            cache: self.inner.cache.as_ref().map(|c| c.stats()),
+            table: self.inner.table.usage(),
+            batch: self.inner.loader.stats(),
         }
+    }
+
+    /// Whether the shared cache tier is unreachable; reads and writes still work from the table.
+    pub fn is_degraded(&self) -> bool {
+        self.inner.cache.as_ref().is_some_and(|c| c.is_degraded())
     }
 
     /// The table's requests and consumed capacity so far.
@@ -276,10 +316,31 @@ impl GoalStore {
     pub async fn get_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
         let user = UserId::parse(user_id)?;
         let goal = GoalId::parse(goal_id)?;
-        let item = self.inner.loader.load(goal_key(&user, &goal)).await?;
-        match item {
-            Some(item) => goal_from_item(&item),
-            None => Err(not_found_goal(&goal)),
+        let found = match &self.inner.cache {
+            None => self.load_goal(&user, &goal).await?,
+            Some(cache) => {
+                let store = self.clone();
+                let key = cache.keys().goal(&user, &goal);
+                let (user, goal) = (user.clone(), goal.clone());
+                cache
+                    .read_through(key, codec::decode_goal, move || {
+                        async move {
+                            let found = store.load_goal(&user, &goal).await?;
+                            Ok(codec::encode_goal(found.as_ref()))
+                        }
+                        .boxed()
+                    })
+                    .await?
+            }
+        };
+        found.ok_or_else(|| not_found_goal(&goal))
+    }
+
+    /// One goal from the table, through the batch loader.
+    async fn load_goal(&self, user: &UserId, goal: &GoalId) -> Result<Option<Goal>> {
+        match self.inner.loader.load(goal_key(user, goal)).await? {
+            Some(item) => goal_from_item(&item).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -295,22 +356,74 @@ impl GoalStore {
                 ids.push(goal);
             }
         }
-        let keys = ids.iter().map(|goal| goal_key(&user, goal)).collect();
-        let items = self.inner.loader.load_many(keys).await;
+        let found: Vec<Option<Goal>> = match &self.inner.cache {
+            None => self.load_goals(&user, &ids).await?,
+            Some(cache) => {
+                let keys = ids
+                    .iter()
+                    .map(|goal| cache.keys().goal(&user, goal))
+                    .collect();
+                let store = self.clone();
+                let ids = ids.clone();
+                cache
+                    .read_through_many(keys, codec::decode_goal, move |misses| {
+                        async move {
+                            let wanted: Vec<GoalId> =
+                                misses.iter().map(|i| ids[*i].clone()).collect();
+                            let found = store.load_goals(&user, &wanted).await?;
+                            Ok(found
+                                .iter()
+                                .map(|g| codec::encode_goal(g.as_ref()))
+                                .collect())
+                        }
+                        .boxed()
+                    })
+                    .await?
+            }
+        };
         let mut batch = GoalBatch::default();
-        for (goal, item) in ids.into_iter().zip(items) {
-            match item? {
-                Some(item) => batch.goals.push(goal_from_item(&item)?),
+        for (goal, found) in ids.into_iter().zip(found) {
+            match found {
+                Some(found) => batch.goals.push(found),
                 None => batch.missing_goal_ids.push(goal.as_str().to_owned()),
             }
         }
         Ok(batch)
     }
 
+    /// Goals from the table, all queued at once so they form as few BatchGetItems as possible.
+    async fn load_goals(&self, user: &UserId, ids: &[GoalId]) -> Result<Vec<Option<Goal>>> {
+        let keys = ids.iter().map(|goal| goal_key(user, goal)).collect();
+        let items = self.inner.loader.load_many(keys).await;
+        items
+            .into_iter()
+            .map(|item| match item? {
+                Some(item) => goal_from_item(&item).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     /// Every active goal of a user, oldest first. Queries the user's partition, not the
     /// `STATUS#active` index (one hot partition for all users).
     pub async fn list_active_goals(&self, user_id: &str) -> Result<Vec<Goal>> {
         let user = UserId::parse(user_id)?;
+        match &self.inner.cache {
+            None => self.load_active_goals(&user).await,
+            Some(cache) => {
+                let store = self.clone();
+                let key = cache.keys().active_goals(&user);
+                cache
+                    .read_through(key, codec::decode_goals, move || {
+                        async move { Ok(codec::encode_goals(&store.load_active_goals(&user).await?)) }
+                            .boxed()
+                    })
+                    .await
+            }
+        }
+    }
+
+    async fn load_active_goals(&self, user: &UserId) -> Result<Vec<Goal>> {
         let filter = GoalFilter {
             status: Some(GoalStatus::Active),
             ..GoalFilter::default()
@@ -322,7 +435,7 @@ impl GoalStore {
                 .inner
                 .table
                 .query(&Query {
-                    pk: crate::keys::user_partition(&user),
+                    pk: crate::keys::user_partition(user),
                     sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
                     descending: false,
                     limit: None,
@@ -441,7 +554,11 @@ impl GoalStore {
             .put_item(item, Some(Condition::ItemAbsent))
             .await
         {
-            Ok(()) => Ok(goal),
+            Ok(()) => {
+                self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
+                    .await;
+                Ok(goal)
+            }
             Err(TableError::ConditionFailed) => Err(Error::AlreadyExists {
                 kind: "goal",
                 id: goal.goal_id,
@@ -469,66 +586,74 @@ impl GoalStore {
                 "use ArchiveGoal to archive a goal",
             ));
         }
-        self.modify_goal(&user, &goal, |current, now| {
-            if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
-                return Err(Error::FailedPrecondition(format!(
-                    "goal `{}` is {} and can no longer be edited",
-                    current.goal_id, current.status
-                )));
-            }
-            if let Some(pattern) = update.goal_pattern {
-                if pattern != current.goal_pattern {
-                    return Err(Error::invalid(
-                        "goal_pattern",
-                        format!(
-                            "a goal's pattern cannot change (it is {})",
-                            current.goal_pattern
-                        ),
-                    ));
+        let updated = self
+            .modify_goal(&user, &goal, |current, now| {
+                if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
+                    return Err(Error::FailedPrecondition(format!(
+                        "goal `{}` is {} and can no longer be edited",
+                        current.goal_id, current.status
+                    )));
                 }
-            }
-            if let Some(target) = &update.target {
-                validate_target(current.goal_pattern, target)?;
-            }
-            let mut goal = current.clone();
-            let update = update.clone();
-            set(&mut goal.title, update.title);
-            set_some(&mut goal.description, update.description);
-            set_some(&mut goal.category, update.category);
-            set_some(&mut goal.icon, update.icon);
-            set_some(&mut goal.color, update.color);
-            set(&mut goal.target, update.target);
-            set_some(&mut goal.schedule, update.schedule);
-            set_some(&mut goal.context, update.context);
-            set_some(&mut goal.rewards, update.rewards);
-            set(&mut goal.visibility, update.visibility);
-            set_some(&mut goal.metadata, update.metadata);
-            set(&mut goal.is_journal_linked, update.is_journal_linked);
-            if let Some(status) = update.status {
-                if status == GoalStatus::Completed && goal.status != GoalStatus::Completed {
-                    goal.completed_at = Some(Timestamp::from_instant(now));
+                if let Some(pattern) = update.goal_pattern {
+                    if pattern != current.goal_pattern {
+                        return Err(Error::invalid(
+                            "goal_pattern",
+                            format!(
+                                "a goal's pattern cannot change (it is {})",
+                                current.goal_pattern
+                            ),
+                        ));
+                    }
                 }
-                goal.status = status;
-            }
-            Ok(Some(goal))
-        })
-        .await
+                if let Some(target) = &update.target {
+                    validate_target(current.goal_pattern, target)?;
+                }
+                let mut goal = current.clone();
+                let update = update.clone();
+                set(&mut goal.title, update.title);
+                set_some(&mut goal.description, update.description);
+                set_some(&mut goal.category, update.category);
+                set_some(&mut goal.icon, update.icon);
+                set_some(&mut goal.color, update.color);
+                set(&mut goal.target, update.target);
+                set_some(&mut goal.schedule, update.schedule);
+                set_some(&mut goal.context, update.context);
+                set_some(&mut goal.rewards, update.rewards);
+                set(&mut goal.visibility, update.visibility);
+                set_some(&mut goal.metadata, update.metadata);
+                set(&mut goal.is_journal_linked, update.is_journal_linked);
+                if let Some(status) = update.status {
+                    if status == GoalStatus::Completed && goal.status != GoalStatus::Completed {
+                        goal.completed_at = Some(Timestamp::from_instant(now));
+                    }
+                    goal.status = status;
+                }
+                Ok(Some(goal))
+            })
+            .await?;
+        self.invalidate(&user, &goal, &EventKind::GoalUpdated).await;
+        Ok(updated)
     }
 
     /// Archives a goal (a soft delete). Archiving an archived goal returns it unchanged.
     pub async fn archive_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
         let user = UserId::parse(user_id)?;
         let goal = GoalId::parse(goal_id)?;
-        self.modify_goal(&user, &goal, |current, now| {
-            if current.status == GoalStatus::Archived {
-                return Ok(None);
-            }
-            let mut goal = current.clone();
-            goal.status = GoalStatus::Archived;
-            goal.archived_at = Some(Timestamp::from_instant(now));
-            Ok(Some(goal))
-        })
-        .await
+        let archived = self
+            .modify_goal(&user, &goal, |current, now| {
+                if current.status == GoalStatus::Archived {
+                    return Ok(None);
+                }
+                let mut goal = current.clone();
+                goal.status = GoalStatus::Archived;
+                goal.archived_at = Some(Timestamp::from_instant(now));
+                Ok(Some(goal))
+            })
+            .await?;
+        // Invalidate even when it was archived already: a cache may hold an older copy.
+        self.invalidate(&user, &goal, &EventKind::GoalArchived)
+            .await;
+        Ok(archived)
     }
 
     /// Records an activity toward an active goal, recomputes the goal's progress and stores it
@@ -600,17 +725,28 @@ impl GoalStore {
             }
         }
 
-        let activities = self.all_activities(&user, &goal_id).await?;
-        let goal = self
-            .modify_goal(&user, &goal_id, |current, now| {
-                let mut goal = current.clone();
-                goal.progress = crate::progress::compute(&goal, &activities, now);
-                if goal.goal_pattern == GoalPattern::Target {
-                    goal.target.current_value = goal.progress.current_period_value;
-                }
-                Ok(Some(goal))
-            })
-            .await?;
+        let goal = self.update_progress(&user, &goal_id).await?;
+        self.invalidate(&user, &goal_id, &EventKind::ActivityLogged)
+            .await;
+        if let Some(cache) = &self.inner.cache {
+            // Write the new progress through. It is read after the lease is taken, so a
+            // concurrent activity's newer progress can never be overwritten by this one.
+            let key = cache.keys().progress(&goal_id);
+            let written = cache
+                .write_through(&key, async {
+                    let (current, _) = self.get_goal_for_write(&user, &goal_id).await?;
+                    let owned = OwnedProgress {
+                        user_id: user.as_str().to_owned(),
+                        progress: current.progress,
+                    };
+                    let bytes = codec::encode_progress(&owned);
+                    Ok(((), bytes))
+                })
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not write progress through; it will be read through");
+            }
+        }
         Ok(LoggedActivity {
             activity,
             progress: goal.progress,
@@ -672,11 +808,67 @@ impl GoalStore {
     pub async fn get_progress(&self, user_id: &str, goal_id: &str) -> Result<Progress> {
         let user = UserId::parse(user_id)?;
         let goal_id = GoalId::parse(goal_id)?;
+        let Some(cache) = &self.inner.cache else {
+            return self.compute_progress(&user, &goal_id).await;
+        };
+        let store = self.clone();
+        let key = cache.keys().progress(&goal_id);
+        let (owner, goal) = (user.clone(), goal_id.clone());
+        let cached = cache
+            .read_through(key, codec::decode_progress, move || {
+                async move {
+                    let progress = store.compute_progress(&owner, &goal).await?;
+                    Ok(codec::encode_progress(&OwnedProgress {
+                        user_id: owner.as_str().to_owned(),
+                        progress,
+                    }))
+                }
+                .boxed()
+            })
+            .await?;
+        if cached.user_id == user.as_str() {
+            Ok(cached.progress)
+        } else {
+            // Goal ids are unique per user only: this entry is another user's goal of the same id.
+            self.compute_progress(&user, &goal_id).await
+        }
+    }
+
+    async fn compute_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Progress> {
         let (goal, activities) = futures::try_join!(
             self.get_goal(user.as_str(), goal_id.as_str()),
-            self.all_activities(&user, &goal_id)
+            self.all_activities(user, goal_id)
         )?;
         Ok(crate::progress::compute(&goal, &activities, self.now()))
+    }
+
+    /// Recomputes a goal's progress from all of its activities and stores it on the goal. The
+    /// activities are read after the goal version each attempt writes over, so the stored progress
+    /// always includes every activity written before the last successful write.
+    async fn update_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Goal> {
+        for _ in 0..WRITE_CONFLICT_RETRIES {
+            let (current, item) = self.get_goal_for_write(user, goal_id).await?;
+            let activities = self.all_activities(user, goal_id).await?;
+            let now = self.now();
+            let mut goal = current.clone();
+            goal.progress = crate::progress::compute(&goal, &activities, now);
+            if goal.goal_pattern == GoalPattern::Target {
+                goal.target.current_value = goal.progress.current_period_value;
+            }
+            match self.write_over(&current, goal, item, now).await? {
+                Some(goal) => return Ok(goal),
+                None => continue,
+            }
+        }
+        Err(conflict(goal_id))
+    }
+
+    /// Drops the cache keys `event` makes stale.
+    async fn invalidate(&self, user: &UserId, goal: &GoalId, event: &EventKind) {
+        if let Some(cache) = &self.inner.cache {
+            let keys = crate::events::stale_keys(cache.keys(), user, goal, event);
+            cache.invalidate(event.name(), &keys).await;
+        }
     }
 
     /// Applies events from outside. Every event is checked before any is applied; returns how
@@ -686,6 +878,20 @@ impl GoalStore {
             .iter()
             .map(Event::check)
             .collect::<Result<Vec<_>>>()?;
+        for event in &checked {
+            self.invalidate(&event.user, &event.goal, &event.kind).await;
+            if let (Some(cache), EventKind::ProgressCalculated(progress)) =
+                (&self.inner.cache, &event.kind)
+            {
+                let owned = OwnedProgress {
+                    user_id: event.user.as_str().to_owned(),
+                    progress: progress.clone(),
+                };
+                let key = cache.keys().progress(&event.goal);
+                let bytes = codec::encode_progress(&owned);
+                cache.write_through(&key, async { Ok(((), bytes)) }).await?;
+            }
+        }
         Ok(checked.len())
     }
 
@@ -717,33 +923,52 @@ impl GoalStore {
         for _ in 0..WRITE_CONFLICT_RETRIES {
             let (current, item) = self.get_goal_for_write(user, goal_id).await?;
             let now = self.now();
-            let Some(mut goal) = change(&current, now)? else {
+            let Some(goal) = change(&current, now)? else {
                 return Ok(current);
             };
-            // updated_at strictly increases, so the condition below tells every version apart.
-            let previous = current.updated_at.instant().unwrap_or(now);
-            goal.updated_at =
-                Timestamp::from_instant(now.max(previous + Duration::microseconds(1)));
-            let condition = Condition::AttributeEquals {
-                attribute: "updated_at".into(),
-                value: AttributeValue::S(current.updated_at.as_str().to_owned()),
-            };
-            match self
-                .inner
-                .table
-                .put_item(goal_over_item(&goal, item)?, Some(condition))
-                .await
-            {
-                Ok(()) => return Ok(goal),
-                Err(TableError::ConditionFailed) => continue,
-                Err(error) => return Err(error.into()),
+            if let Some(goal) = self.write_over(&current, goal, item, now).await? {
+                return Ok(goal);
             }
         }
-        Err(Error::Unavailable(format!(
-            "goal `{goal_id}` kept changing concurrently; gave up after {WRITE_CONFLICT_RETRIES} attempts"
-        )))
+        Err(conflict(goal_id))
     }
 
+    /// Writes `goal` over `item`, the version `current` was read from. `None` when another writer
+    /// changed the goal since (nothing was written).
+    async fn write_over(
+        &self,
+        current: &Goal,
+        mut goal: Goal,
+        item: Item,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Goal>> {
+        // updated_at strictly increases, so the condition below tells every version apart.
+        let previous = current.updated_at.instant().unwrap_or(now);
+        goal.updated_at = Timestamp::from_instant(now.max(previous + Duration::microseconds(1)));
+        let condition = Condition::AttributeEquals {
+            attribute: "updated_at".into(),
+            value: AttributeValue::S(current.updated_at.as_str().to_owned()),
+        };
+        match self
+            .inner
+            .table
+            .put_item(goal_over_item(&goal, item)?, Some(condition))
+            .await
+        {
+            Ok(()) => Ok(Some(goal)),
+            Err(TableError::ConditionFailed) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn conflict(goal_id: &GoalId) -> Error {
+    Error::Unavailable(format!(
+        "goal `{goal_id}` kept changing concurrently; gave up after {WRITE_CONFLICT_RETRIES} attempts"
+    ))
+}
+
+impl GoalStore {
     /// Every activity of a goal, oldest first.
     async fn all_activities(&self, user: &UserId, goal: &GoalId) -> Result<Vec<Activity>> {
         let mut activities = Vec::new();

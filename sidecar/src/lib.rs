@@ -9,7 +9,7 @@ pub mod service;
 
 use config::{Config, TableChoice};
 use goalstore::table::{DynamoTable, MemoryTable, Table};
-use goalstore::{GoalStore, StoreConfig};
+use goalstore::GoalStore;
 use std::sync::Arc;
 
 /// The table the configuration names. Makes no network call.
@@ -24,7 +24,7 @@ pub async fn build_table(config: &Config) -> Arc<dyn Table> {
     }
 }
 
-/// The store the configuration describes.
-pub async fn build_store(config: &Config) -> GoalStore {
-    GoalStore::new(build_table(config).await, StoreConfig::default())
+/// The store the configuration describes. Fails on an invalid cache setting, naming it.
+pub async fn build_store(config: &Config) -> goalstore::Result<GoalStore> {
+    GoalStore::new(build_table(config).await, config.store_config())
 }

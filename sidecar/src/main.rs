@@ -14,7 +14,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let store = goalstore_sidecar::build_store(&config).await;
+    let store = goalstore_sidecar::build_store(&config)
+        .await
+        .context("invalid configuration")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding GOALSTORE_LISTEN={}", config.listen))?;
@@ -22,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         listen = %listener.local_addr()?,
         table = ?config.table,
         dynamodb_endpoint = ?config.dynamodb_endpoint,
+        cache = %config.cache,
         "goalstore sidecar serving"
     );
     goalstore_sidecar::server::run(listener, store, shutdown_signal()).await?;

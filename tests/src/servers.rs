@@ -1,4 +1,5 @@
-//! Real servers for integration tests: `moto_server` (DynamoDB-compatible) and `redis-server`.
+//! Real servers for integration tests: `moto_server` (DynamoDB-compatible), `redis-server`
+//! and a three-master Redis Cluster.
 //!
 //! Every server listens on a free loopback port, logs to a file so its output can be
 //! quoted when it fails to start, and is tied to the lifetime of the test process (see
@@ -9,6 +10,9 @@ mod moto;
 mod port;
 mod process;
 mod redis;
+mod redis_cluster;
+mod resp;
 
 pub use moto::MotoServer;
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;

@@ -33,7 +33,7 @@ impl DynamoStore {
         let proxy = DynamoProxy::start(MotoServer::shared().endpoint()).await?;
         let table = DynamoTable::new(dynamo::client(&proxy.endpoint()), table_name.clone());
         Ok(Self {
-            store: GoalStore::new(Arc::new(table), config),
+            store: GoalStore::new(Arc::new(table), config)?,
             proxy,
             client: dynamo::client(MotoServer::shared().endpoint()),
             table_name,

@@ -1,0 +1,752 @@
+//! The cache in front of the table: strategies, read-through, invalidation, statistics.
+//!
+//! Strategies: `local` (moka, per process), `redis` (shared), `tiered` (local in front of redis,
+//! invalidated across instances over pub/sub), `none` (every read goes to the table).
+//!
+//! Read-through: local tier, then Redis, then the table (through the store's loader). Fills are
+//! leased in each tier before the source is read, so a fill that read before an invalidation never
+//! lands after it (see `local.rs`, `redis.rs`). Concurrent misses of a key share one fill
+//! (`flight.rs`). A value that does not decode counts as a miss, is deleted and counted.
+//!
+//! Invalidation drops keys in the local tier (and the fills in progress), deletes them in Redis
+//! (kept for replay when Redis is unreachable) and, in `tiered`, tells other instances.
+//!
+//! What it does not do: decide which keys an event makes stale (`events.rs`), or read the table.
+
+pub mod breaker;
+pub mod bus;
+pub mod codec;
+pub mod flight;
+pub mod keys;
+pub mod local;
+pub mod redis;
+
+use self::bus::Publisher;
+use self::codec::DecodeError;
+use self::flight::Flights;
+use self::keys::{CacheKey, CacheKind, KeySpace};
+use self::local::LocalTier;
+use self::redis::{RedisConfig, RedisTier};
+use crate::error::Error;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Which tiers serve reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// No cache: every read goes to the table (the baseline).
+    None,
+    /// An in-process cache per instance.
+    Local,
+    /// Redis, shared by all instances.
+    Redis,
+    /// Local in front of Redis, with cross-instance invalidation over pub/sub.
+    Tiered,
+}
+
+impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::None,
+        Strategy::Local,
+        Strategy::Redis,
+        Strategy::Tiered,
+    ];
+
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::None => "none",
+            Strategy::Local => "local",
+            Strategy::Redis => "redis",
+            Strategy::Tiered => "tiered",
+        }
+    }
+
+    fn has_local(self) -> bool {
+        matches!(self, Strategy::Local | Strategy::Tiered)
+    }
+
+    fn has_redis(self) -> bool {
+        matches!(self, Strategy::Redis | Strategy::Tiered)
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not one of local, redis, tiered, none"))
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the cache behaves. The defaults are DESIGN.md's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub strategy: Strategy,
+    /// Goes in front of every key with the schema version: `{namespace}:v1:`.
+    pub namespace: String,
+    /// Lifetime of a user's active goals.
+    pub ttl_active_goals: Duration,
+    /// Lifetime of a goal's progress.
+    pub ttl_progress: Duration,
+    /// Lifetime of one goal.
+    pub ttl_goal: Duration,
+    /// Lifetime of the marker that a goal does not exist.
+    pub ttl_missing: Duration,
+    /// Bound of the local tier, in bytes of keys, values and overhead.
+    pub local_capacity_bytes: u64,
+    /// Local TTLs are shortened by a random share of up to this (0.0-1.0).
+    pub ttl_jitter: f64,
+    /// The Redis tier (strategies `redis` and `tiered`).
+    pub redis: RedisConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Local,
+            namespace: "gs".into(),
+            ttl_active_goals: Duration::from_secs(300),
+            ttl_progress: Duration::from_secs(3600),
+            ttl_goal: Duration::from_secs(300),
+            ttl_missing: Duration::from_secs(30),
+            local_capacity_bytes: 64 * 1024 * 1024,
+            ttl_jitter: 0.1,
+            redis: RedisConfig::default(),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The lifetime of entries of `kind`.
+    pub fn ttl(&self, kind: CacheKind) -> Duration {
+        match kind {
+            CacheKind::ActiveGoals => self.ttl_active_goals,
+            CacheKind::Progress => self.ttl_progress,
+            CacheKind::Goal => self.ttl_goal,
+        }
+    }
+}
+
+/// A cache tier, for statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    Local,
+    Redis,
+}
+
+impl Tier {
+    /// Both tiers.
+    pub const ALL: [Tier; 2] = [Tier::Local, Tier::Redis];
+
+    /// A short, stable name for statistics and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Redis => "redis",
+        }
+    }
+}
+
+/// What the cache has done since the store started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheStats {
+    /// `(tier, kind) -> (hits, misses)`, for the tiers the strategy has.
+    pub lookups: BTreeMap<(Tier, CacheKind), (u64, u64)>,
+    /// Values stored after a miss or a write.
+    pub fills: u64,
+    /// Fills refused because an invalidation came between their read and their write.
+    pub fills_refused: u64,
+    /// Keys invalidated, by the event that made them stale.
+    pub invalidations: BTreeMap<&'static str, u64>,
+    /// Cached values that did not decode (counted as misses, and deleted).
+    pub decode_failures: u64,
+    /// Redis errors and timeouts.
+    pub redis_errors: u64,
+    /// Whether the Redis tier is unreachable or still replaying lost invalidations.
+    pub degraded: bool,
+    /// Entries and weight (bytes) of the local tier.
+    pub local_entries: u64,
+    pub local_weight_bytes: u64,
+    /// Times the whole local tier was dropped because the invalidation subscription broke.
+    pub local_purges: u64,
+    /// Invalidation messages sent to and received from other instances.
+    pub messages_published: u64,
+    pub messages_received: u64,
+}
+
+impl CacheStats {
+    /// Hits of `tier` for `kind`.
+    pub fn hits(&self, tier: Tier, kind: CacheKind) -> u64 {
+        self.lookups.get(&(tier, kind)).map_or(0, |(hits, _)| *hits)
+    }
+
+    /// Misses of `tier` for `kind`.
+    pub fn misses(&self, tier: Tier, kind: CacheKind) -> u64 {
+        self.lookups
+            .get(&(tier, kind))
+            .map_or(0, |(_, misses)| *misses)
+    }
+
+    /// hits / (hits + misses), or `None` before the first lookup.
+    pub fn hit_ratio(&self, tier: Tier, kind: CacheKind) -> Option<f64> {
+        let (hits, misses) = (self.hits(tier, kind), self.misses(tier, kind));
+        (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// [tier][kind][hit = 0, miss = 1]
+    lookups: [[[AtomicU64; 2]; 3]; 2],
+    fills: AtomicU64,
+    fills_refused: AtomicU64,
+    decode_failures: AtomicU64,
+    local_purges: AtomicU64,
+    messages_received: AtomicU64,
+    invalidations: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Counters {
+    fn lookup(&self, tier: Tier, kind: CacheKind, hit: bool) {
+        self.lookups[tier as usize][kind.index()][usize::from(!hit)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn fill(&self, landed: bool) {
+        let counter = if landed {
+            &self.fills
+        } else {
+            &self.fills_refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A freshly loaded value: its encoding and how long to keep it.
+pub type Fill = (Bytes, Duration);
+
+/// The cache of one store.
+pub struct Cache {
+    config: CacheConfig,
+    keys: KeySpace,
+    local: Option<LocalTier>,
+    redis: Option<Arc<RedisTier>>,
+    publisher: Option<Publisher>,
+    flights: Flights<Result<Bytes, Error>>,
+    counters: Counters,
+    instance: Arc<str>,
+    subscription_broken: AtomicBool,
+    tombstone: Bytes,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("strategy", &self.config.strategy)
+            .field("local", &self.local)
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// The cache `config` describes, or `None` for the `none` strategy. Makes no network call;
+    /// with Redis, starts the background tasks (probe, publisher, subscriber) on the current
+    /// tokio runtime.
+    pub fn new(config: CacheConfig) -> Result<Option<Arc<Self>>, Error> {
+        if config.strategy == Strategy::None {
+            return Ok(None);
+        }
+        let keys = KeySpace::new(&config.namespace)?;
+        for (name, ttl) in [
+            ("cache.ttl_active_goals", config.ttl_active_goals),
+            ("cache.ttl_progress", config.ttl_progress),
+            ("cache.ttl_goal", config.ttl_goal),
+            ("cache.ttl_missing", config.ttl_missing),
+        ] {
+            if ttl.is_zero() {
+                return Err(Error::invalid(name, "must be longer than zero"));
+            }
+        }
+        let tiered = config.strategy == Strategy::Tiered;
+        let (pushes, push_receiver) = if tiered {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let redis = if config.strategy.has_redis() {
+            let channel = tiered.then(|| format!("{}invalidations", keys.prefix()));
+            let tier = RedisTier::new(config.redis.clone(), keys.prefix(), pushes, channel)
+                .map_err(|e| Error::invalid("cache.redis_url", e.to_string()))?;
+            Some(Arc::new(tier))
+        } else {
+            None
+        };
+        let instance: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
+        let publisher = match (&redis, tiered) {
+            (Some(redis), true) => Some(Publisher::spawn(redis.clone(), instance.clone())),
+            _ => None,
+        };
+        let local = config
+            .strategy
+            .has_local()
+            .then(|| LocalTier::new(config.local_capacity_bytes, config.ttl_jitter));
+        let cache = Arc::new(Self {
+            keys,
+            local,
+            redis,
+            publisher,
+            flights: Flights::default(),
+            counters: Counters::default(),
+            instance,
+            subscription_broken: AtomicBool::new(false),
+            tombstone: codec::encode_goal(None),
+            config,
+        });
+        if let Some(redis) = &cache.redis {
+            tokio::spawn(probe(Arc::downgrade(&cache), redis.clone()));
+        }
+        if let Some(receiver) = push_receiver {
+            tokio::spawn(receive(Arc::downgrade(&cache), receiver));
+        }
+        Ok(Some(cache))
+    }
+
+    /// The key space.
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The TTL of a freshly loaded value: the kind's, or the missing-goal marker's.
+    pub fn ttl_of(&self, kind: CacheKind, bytes: &Bytes) -> Duration {
+        if kind == CacheKind::Goal && *bytes == self.tombstone {
+            self.config.ttl_missing
+        } else {
+            self.config.ttl(kind)
+        }
+    }
+
+    /// The value under `key`: from a tier, or loaded by `load` and filled into the tiers.
+    pub async fn read_through<T: 'static>(
+        self: &Arc<Self>,
+        key: CacheKey,
+        decode: fn(&[u8]) -> Result<T, DecodeError>,
+        load: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        if let Some(value) = self.local_hit(&key, decode) {
+            return Ok(value);
+        }
+        let cache = self.clone();
+        let flight_key = key.text.clone();
+        let bytes = self
+            .flights
+            .run(&flight_key, move || {
+                async move { cache.fill(key, decode_check(decode), load).await }.boxed()
+            })
+            .await?;
+        decode(&bytes).map_err(|e| Error::CorruptItem {
+            key: "freshly encoded cache value".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The values under `keys`, in order: hits from the tiers, misses loaded together by `load`
+    /// (given the indices of the misses, answering in the same order) and filled. No single flight
+    /// here: the misses go to the loader as one batch.
+    pub async fn read_through_many<T: 'static>(
+        self: &Arc<Self>,
+        keys: Vec<CacheKey>,
+        decode: fn(&[u8]) -> Result<T, DecodeError>,
+        load: impl FnOnce(Vec<usize>) -> BoxFuture<'static, Result<Vec<Bytes>, Error>>,
+    ) -> Result<Vec<T>, Error> {
+        let mut values: Vec<Option<T>> =
+            keys.iter().map(|key| self.local_hit(key, decode)).collect();
+        let misses: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
+        if !misses.is_empty() {
+            let local_leases: Vec<_> = misses
+                .iter()
+                .map(|i| self.local.as_ref().map(|l| l.begin_fill(&keys[*i])))
+                .collect();
+            let mut remaining = Vec::new();
+            let mut remaining_leases = Vec::new();
+            let redis_hits = futures::future::join_all(
+                misses
+                    .iter()
+                    .map(|i| self.redis_hit(&keys[*i], decode_check(decode))),
+            )
+            .await;
+            for ((index, lease), hit) in misses.iter().zip(local_leases).zip(redis_hits) {
+                match hit {
+                    Some(bytes) => {
+                        self.fill_local(&keys[*index], lease, &bytes);
+                        values[*index] = Some(decode(&bytes).map_err(corrupt)?);
+                    }
+                    None => {
+                        remaining.push(*index);
+                        remaining_leases.push(lease);
+                    }
+                }
+            }
+            if !remaining.is_empty() {
+                let redis_leases = futures::future::join_all(
+                    remaining.iter().map(|i| self.redis_begin(&keys[*i])),
+                )
+                .await;
+                let loaded = load(remaining.clone()).await;
+                let loaded = match loaded {
+                    Ok(loaded) => loaded,
+                    Err(error) => {
+                        for (index, lease) in remaining.iter().zip(remaining_leases) {
+                            if let (Some(local), Some(lease)) = (&self.local, lease) {
+                                local.abandon_fill(&keys[*index], lease);
+                            }
+                        }
+                        return Err(error);
+                    }
+                };
+                let fills = remaining
+                    .iter()
+                    .zip(redis_leases)
+                    .zip(&loaded)
+                    .map(|((i, lease), bytes)| self.fill_redis(&keys[*i], lease, bytes));
+                futures::future::join_all(fills).await;
+                for ((index, lease), bytes) in remaining.iter().zip(remaining_leases).zip(loaded) {
+                    self.fill_local(&keys[*index], lease, &bytes);
+                    values[*index] = Some(decode(&bytes).map_err(corrupt)?);
+                }
+            }
+        }
+        Ok(values.into_iter().flatten().collect())
+    }
+
+    /// Leases `key` in every tier, runs `produce` (which must read its source after this call
+    /// began), and stores its encoding unless an invalidation came in between.
+    pub async fn write_through<T>(
+        &self,
+        key: &CacheKey,
+        produce: impl std::future::Future<Output = Result<(T, Bytes), Error>>,
+    ) -> Result<T, Error> {
+        let local_lease = self.local.as_ref().map(|l| l.begin_fill(key));
+        let redis_lease = self.redis_begin(key).await;
+        let (value, bytes) = match produce.await {
+            Ok(produced) => produced,
+            Err(error) => {
+                if let (Some(local), Some(lease)) = (&self.local, local_lease) {
+                    local.abandon_fill(key, lease);
+                }
+                return Err(error);
+            }
+        };
+        self.fill_redis(key, redis_lease, &bytes).await;
+        self.fill_local(key, local_lease, &bytes);
+        Ok(value)
+    }
+
+    /// Makes `keys` stale everywhere: local entries and fills in progress, Redis (kept for replay
+    /// if unreachable), and other instances' local tiers (tiered). `event` names the cause.
+    pub async fn invalidate(&self, event: &'static str, keys: &[CacheKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        *self
+            .counters
+            .invalidations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(event)
+            .or_default() += keys.len() as u64;
+        self.drop_local(keys.iter().map(|k| &*k.text));
+        let texts: Vec<Arc<str>> = keys.iter().map(|k| k.text.clone()).collect();
+        if let Some(redis) = &self.redis {
+            if let Err(failure) = redis.invalidate(&texts).await {
+                tracing::warn!(%failure, keys = texts.len(), "invalidation kept for replay: redis unreachable");
+            }
+        }
+        if let Some(publisher) = &self.publisher {
+            publisher.publish(texts);
+        }
+    }
+
+    /// Whether the Redis tier is unreachable or replaying lost invalidations.
+    pub fn is_degraded(&self) -> bool {
+        self.redis.as_ref().is_some_and(|r| r.is_degraded())
+    }
+
+    /// What the cache has done so far.
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = CacheStats::default();
+        for tier in Tier::ALL {
+            let present = match tier {
+                Tier::Local => self.local.is_some(),
+                Tier::Redis => self.redis.is_some(),
+            };
+            if !present {
+                continue;
+            }
+            for kind in CacheKind::ALL {
+                let [hits, misses] = &self.counters.lookups[tier as usize][kind.index()];
+                stats.lookups.insert(
+                    (tier, kind),
+                    (hits.load(Ordering::Relaxed), misses.load(Ordering::Relaxed)),
+                );
+            }
+        }
+        stats.fills = self.counters.fills.load(Ordering::Relaxed);
+        stats.fills_refused = self.counters.fills_refused.load(Ordering::Relaxed);
+        stats.invalidations = self
+            .counters
+            .invalidations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        stats.decode_failures = self.counters.decode_failures.load(Ordering::Relaxed);
+        stats.redis_errors = self.redis.as_ref().map_or(0, |r| r.errors());
+        stats.degraded = self.is_degraded();
+        if let Some(local) = &self.local {
+            (stats.local_entries, stats.local_weight_bytes) = local.size();
+        }
+        stats.local_purges = self.counters.local_purges.load(Ordering::Relaxed);
+        stats.messages_published = self.publisher.as_ref().map_or(0, Publisher::messages);
+        stats.messages_received = self.counters.messages_received.load(Ordering::Relaxed);
+        stats
+    }
+
+    fn local_hit<T>(
+        &self,
+        key: &CacheKey,
+        decode: fn(&[u8]) -> Result<T, DecodeError>,
+    ) -> Option<T> {
+        let local = self.local.as_ref()?;
+        if let Some(bytes) = local.get(key) {
+            match decode(&bytes) {
+                Ok(value) => {
+                    self.counters.lookup(Tier::Local, key.kind, true);
+                    return Some(value);
+                }
+                Err(error) => {
+                    tracing::warn!(key = %key.text, %error, "dropping a local entry that does not decode");
+                    self.counters
+                        .decode_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    local.invalidate(&key.text);
+                }
+            }
+        }
+        self.counters.lookup(Tier::Local, key.kind, false);
+        None
+    }
+
+    async fn redis_hit(
+        &self,
+        key: &CacheKey,
+        valid: impl Fn(&[u8]) -> bool + Send + Sync,
+    ) -> Option<Bytes> {
+        let redis = self.redis.as_ref()?;
+        match redis.get(key).await {
+            Ok(Some(bytes)) if valid(&bytes) => {
+                self.counters.lookup(Tier::Redis, key.kind, true);
+                return Some(bytes);
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(key = %key.text, "deleting a redis value that does not decode");
+                self.counters
+                    .decode_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = redis.invalidate(std::slice::from_ref(&key.text)).await;
+            }
+            Ok(None) | Err(_) => {}
+        }
+        self.counters.lookup(Tier::Redis, key.kind, false);
+        None
+    }
+
+    async fn redis_begin(&self, key: &CacheKey) -> Option<redis::RedisLease> {
+        self.redis.as_ref()?.begin_fill(key).await.ok()
+    }
+
+    async fn fill_redis(&self, key: &CacheKey, lease: Option<redis::RedisLease>, bytes: &Bytes) {
+        let (Some(redis), Some(lease)) = (&self.redis, lease) else {
+            return;
+        };
+        if let Ok(landed) = redis
+            .complete_fill(key, &lease, bytes, self.ttl_of(key.kind, bytes))
+            .await
+        {
+            self.counters.fill(landed);
+        }
+    }
+
+    fn fill_local(&self, key: &CacheKey, lease: Option<local::LocalLease>, bytes: &Bytes) {
+        if let (Some(local), Some(lease)) = (&self.local, lease) {
+            let landed =
+                local.complete_fill(key, lease, bytes.clone(), self.ttl_of(key.kind, bytes));
+            self.counters.fill(landed);
+        }
+    }
+
+    /// The miss path of one key: lease locally, try Redis, else lease in Redis, load, fill both.
+    async fn fill(
+        self: Arc<Self>,
+        key: CacheKey,
+        valid: impl Fn(&[u8]) -> bool + Send + Sync,
+        load: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Error>> + Send,
+    ) -> Result<Bytes, Error> {
+        let local_lease = self.local.as_ref().map(|l| l.begin_fill(&key));
+        if let Some(bytes) = self.redis_hit(&key, valid).await {
+            self.fill_local(&key, local_lease, &bytes);
+            return Ok(bytes);
+        }
+        let redis_lease = self.redis_begin(&key).await;
+        let bytes = match load().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                if let (Some(local), Some(lease)) = (&self.local, local_lease) {
+                    local.abandon_fill(&key, lease);
+                }
+                return Err(error);
+            }
+        };
+        self.fill_redis(&key, redis_lease, &bytes).await;
+        self.fill_local(&key, local_lease, &bytes);
+        Ok(bytes)
+    }
+
+    fn drop_local<'a>(&self, keys: impl Iterator<Item = &'a str>) {
+        for key in keys {
+            if let Some(local) = &self.local {
+                local.invalidate(key);
+            }
+            self.flights.forget(key);
+        }
+    }
+
+    fn purge_local(&self, why: &str) {
+        if let Some(local) = &self.local {
+            local.clear();
+            self.flights.forget_all();
+            self.counters.local_purges.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(why, "dropped the whole local tier");
+        }
+    }
+
+    /// Handles one push from Redis: an invalidation message, or a change of the subscription.
+    fn on_push(&self, push: ::redis::PushInfo) {
+        use ::redis::PushKind;
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => {
+                let Some(::redis::Value::BulkString(payload)) = push.data.get(1) else {
+                    return;
+                };
+                let Ok(message) = std::str::from_utf8(payload) else {
+                    return;
+                };
+                let Some((sender, keys)) = bus::decode(message) else {
+                    return;
+                };
+                self.counters
+                    .messages_received
+                    .fetch_add(1, Ordering::Relaxed);
+                if sender == &*self.instance {
+                    return;
+                }
+                let keys: Vec<CacheKey> = keys.filter_map(|k| self.keys.parse(k)).collect();
+                self.drop_local(keys.iter().map(|k| &*k.text));
+            }
+            PushKind::Disconnection => {
+                if let Some(redis) = &self.redis {
+                    redis.mark_unsubscribed();
+                }
+                self.subscription_broken.store(true, Ordering::Release);
+            }
+            PushKind::Subscribe | PushKind::SSubscribe => {
+                if let Some(redis) = &self.redis {
+                    redis.mark_subscribed();
+                }
+                // Messages may have been missed while the subscription was down.
+                if self.subscription_broken.swap(false, Ordering::AcqRel) {
+                    self.purge_local("the invalidation subscription was re-established");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn corrupt(error: DecodeError) -> Error {
+    Error::CorruptItem {
+        key: "cached value".into(),
+        reason: error.to_string(),
+    }
+}
+
+fn decode_check<T: 'static>(
+    decode: fn(&[u8]) -> Result<T, DecodeError>,
+) -> impl Fn(&[u8]) -> bool + Send + Sync + 'static {
+    move |bytes| decode(bytes).is_ok()
+}
+
+/// Probes a degraded Redis tier, replays lost invalidations (and republishes them), and keeps
+/// the invalidation subscription up. Ends when the cache is dropped.
+async fn probe(cache: Weak<Cache>, redis: Arc<RedisTier>) {
+    let interval = cache.upgrade().map_or(Duration::from_millis(200), |c| {
+        c.config.redis.probe_interval
+    });
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        if redis.is_degraded() {
+            if let Some(replayed) = redis.recover().await {
+                if let Some(publisher) = &cache.publisher {
+                    publisher.publish(replayed);
+                }
+            }
+        }
+        if cache.publisher.is_some() && !redis.is_degraded() {
+            let was_subscribed = redis.is_subscribed();
+            if !was_subscribed && redis.ensure_subscribed().await {
+                // Whatever was filled while unsubscribed may have missed invalidations.
+                cache.purge_local("subscribed to invalidations");
+            }
+        }
+    }
+}
+
+/// Receives pushes (pub/sub messages, disconnections) until the cache is dropped.
+async fn receive(
+    cache: Weak<Cache>,
+    mut pushes: tokio::sync::mpsc::UnboundedReceiver<::redis::PushInfo>,
+) {
+    while let Some(push) = pushes.recv().await {
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        cache.on_push(push);
+    }
+}
