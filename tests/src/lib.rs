@@ -6,6 +6,7 @@
 //! DynamoDB-compatible server so tests can assert how many requests actually reached it.
 
 pub mod dynamo;
+pub mod gate;
 pub mod proxy;
 pub mod servers;
 pub mod sidecar;

@@ -2,6 +2,7 @@
 //! reached through a counting proxy so tests can assert what reached DynamoDB.
 
 use crate::dynamo;
+use crate::gate::GatedTable;
 use crate::proxy::DynamoProxy;
 use crate::servers::MotoServer;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -19,6 +20,8 @@ pub struct DynamoStore {
     /// A client straight to the server (not counted), for seeding and inspecting items.
     pub client: aws_sdk_dynamodb::Client,
     pub table_name: String,
+    /// The table the store reads, which a test can tell to hold a read.
+    pub gate: Arc<GatedTable>,
 }
 
 impl DynamoStore {
@@ -32,12 +35,19 @@ impl DynamoStore {
         let table_name = dynamo::fresh_table("store").await?;
         let proxy = DynamoProxy::start(MotoServer::shared().endpoint()).await?;
         let table = DynamoTable::new(dynamo::client(&proxy.endpoint()), table_name.clone());
+        let gate = Arc::new(GatedTable::new(Arc::new(table)));
         Ok(Self {
-            store: GoalStore::new(Arc::new(table), config)?,
+            store: GoalStore::new(gate.clone(), config)?,
             proxy,
             client: dynamo::client(MotoServer::shared().endpoint()),
             table_name,
+            gate,
         })
+    }
+
+    /// A second store over the same table (and the same gate and proxy): another instance.
+    pub fn another_store(&self, config: StoreConfig) -> anyhow::Result<GoalStore> {
+        Ok(GoalStore::new(self.gate.clone(), config)?)
     }
 
     /// The item at `pk`/`sk`, read straight from the server.

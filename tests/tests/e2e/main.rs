@@ -1,8 +1,11 @@
 //! End-to-end tests of goalstore against real servers: a DynamoDB-compatible server
-//! (`moto_server`) over HTTP, and the sidecar as a separate process. One test binary, so the SDK
-//! is linked once; the harness (`goalstore_tests`) starts and stops the servers.
+//! (`moto_server`) over HTTP, `redis-server` standalone and as a three-master cluster, and the
+//! sidecar as a separate process. One test binary, so the SDK is linked once; the harness
+//! (`goalstore_tests`) starts and stops the servers.
 
+mod cache;
 mod items;
 mod sidecar;
+mod sidecar_cache;
 mod store;
 mod table;

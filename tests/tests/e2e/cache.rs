@@ -1,0 +1,454 @@
+//! The cache in front of the store: no stale fill for any strategy, lifetimes per kind, missing
+//! markers, invalidation rules, decoding failures, owners of progress, and an unreachable Redis.
+
+use goalstore::cache::keys::CacheKind;
+use goalstore::cache::redis::RedisConfig;
+use goalstore::cache::Tier;
+use goalstore::table::{MemoryTable, Operation, Table};
+use goalstore::{
+    CacheConfig, Event, EventKind, GoalPattern, GoalStore, GoalUpdate, NewActivity, NewGoal,
+    Progress, StoreConfig, Strategy, Target,
+};
+use goalstore_tests::servers::{RedisCluster, RedisServer};
+use goalstore_tests::stores::DynamoStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(strategy: Strategy, redis_urls: &[String], namespace: &str) -> StoreConfig {
+    StoreConfig {
+        cache: CacheConfig {
+            strategy,
+            namespace: namespace.into(),
+            redis: RedisConfig {
+                urls: redis_urls.to_vec(),
+                cluster: redis_urls.len() > 1,
+                // Generous: debug builds on a shared 2-core machine.
+                timeout: Duration::from_millis(500),
+                ..RedisConfig::default()
+            },
+            ..CacheConfig::default()
+        },
+        ..StoreConfig::default()
+    }
+}
+
+fn milestone(id: &str) -> NewGoal {
+    NewGoal {
+        goal_id: Some(id.into()),
+        ..NewGoal::new(
+            "v1",
+            GoalPattern::Milestone,
+            Target {
+                metric: "count".into(),
+                value: Some(100.0),
+                ..Target::default()
+            },
+        )
+    }
+}
+
+fn retitle(title: &str) -> GoalUpdate {
+    GoalUpdate {
+        title: Some(title.into()),
+        ..GoalUpdate::default()
+    }
+}
+
+/// A write and its invalidation land inside a fill's window (between its table read and its cache
+/// write): the fill must not land, so the next read sees the write. Checked for one goal, the
+/// active goals and progress.
+async fn race(strategy: Strategy, redis_urls: &[String], namespace: &str) -> anyhow::Result<()> {
+    let t = DynamoStore::with_config(config(strategy, redis_urls, namespace)).await?;
+    let store = &t.store;
+    store.create_goal("u1", milestone("g1")).await?;
+
+    // One goal (BatchGetItem through the loader).
+    let mut held = t.gate.hold_next(Operation::BatchGetItem);
+    let reader = tokio::spawn({
+        let store = store.clone();
+        async move { store.get_goal("u1", "g1").await }
+    });
+    held.reached().await?;
+    store.update_goal("u1", "g1", retitle("v2")).await?;
+    held.release();
+    assert_eq!(
+        reader.await??.title,
+        "v1",
+        "{strategy}: the held read began before the write"
+    );
+    assert_eq!(
+        store.get_goal("u1", "g1").await?.title,
+        "v2",
+        "{strategy}: stale goal filled"
+    );
+
+    // The active goals (a Query).
+    let mut held = t.gate.hold_next(Operation::Query);
+    let reader = tokio::spawn({
+        let store = store.clone();
+        async move { store.list_active_goals("u1").await }
+    });
+    held.reached().await?;
+    store.update_goal("u1", "g1", retitle("v3")).await?;
+    held.release();
+    assert_eq!(reader.await??[0].title, "v2");
+    assert_eq!(
+        store.list_active_goals("u1").await?[0].title,
+        "v3",
+        "{strategy}: stale list filled"
+    );
+
+    // Progress (its activities are a Query).
+    store
+        .log_activity("u1", "g1", NewActivity::new(10.0))
+        .await?;
+    store.get_goal("u1", "g1").await?;
+    store
+        .apply_events(&[Event {
+            user_id: "u1".into(),
+            goal_id: "g1".into(),
+            kind: EventKind::GoalUpdated,
+        }])
+        .await?;
+    let mut held = t.gate.hold_next(Operation::Query);
+    let reader = tokio::spawn({
+        let store = store.clone();
+        async move { store.get_progress("u1", "g1").await }
+    });
+    held.reached().await?;
+    store
+        .log_activity("u1", "g1", NewActivity::new(5.0))
+        .await?;
+    held.release();
+    assert_eq!(reader.await??.total_accumulated, Some(10.0));
+    assert_eq!(
+        store.get_progress("u1", "g1").await?.total_accumulated,
+        Some(15.0),
+        "{strategy}: stale progress filled"
+    );
+    if let Some(stats) = store.stats().cache {
+        assert!(
+            stats.fills_refused > 0,
+            "{strategy}: the held fills were refused: {stats:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_fill_for_any_strategy() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let cluster = RedisCluster::start().await?;
+    let standalone = vec![redis.url()];
+    let nodes = cluster.urls();
+    race(Strategy::None, &[], "none").await?;
+    race(Strategy::Local, &[], "local").await?;
+    race(Strategy::Redis, &standalone, "redis").await?;
+    race(Strategy::Tiered, &standalone, "tiered").await?;
+    race(Strategy::Redis, &nodes, "redis-cluster").await?;
+    race(Strategy::Tiered, &nodes, "tiered-cluster").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_fill_across_instances() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let urls = vec![redis.url()];
+    let t = DynamoStore::with_config(config(Strategy::Tiered, &urls, "across")).await?;
+    let other = t.another_store(config(Strategy::Tiered, &urls, "across"))?;
+    t.store.create_goal("u1", milestone("g1")).await?;
+    let mut held = t.gate.hold_next(Operation::BatchGetItem);
+    let reader = tokio::spawn({
+        let store = t.store.clone();
+        async move { store.get_goal("u1", "g1").await }
+    });
+    held.reached().await?;
+    let before = t.store.stats().cache.map_or(0, |s| s.messages_received);
+    other.update_goal("u1", "g1", retitle("v2")).await?;
+    // Release only once the other instance's invalidation has reached this one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while t.store.stats().cache.map_or(0, |s| s.messages_received) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no invalidation message arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held.release();
+    assert_eq!(reader.await??.title, "v1");
+    assert_eq!(t.store.get_goal("u1", "g1").await?.title, "v2");
+    assert_eq!(other.get_goal("u1", "g1").await?.title, "v2");
+    Ok(())
+}
+
+fn memory_store(strategy: Strategy) -> anyhow::Result<(GoalStore, Arc<MemoryTable>)> {
+    let table = Arc::new(MemoryTable::default());
+    let store = GoalStore::new(table.clone(), config(strategy, &[], "mem"))?;
+    Ok((store, table))
+}
+
+fn reads(table: &MemoryTable) -> u64 {
+    table.usage().read_requests()
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_entries_live_as_long_as_their_kind_says() -> anyhow::Result<()> {
+    let (store, table) = memory_store(Strategy::Local)?;
+    store.create_goal("u1", milestone("g1")).await?;
+    store
+        .log_activity("u1", "g1", NewActivity::new(1.0))
+        .await?;
+    store.get_goal("u1", "g1").await?;
+    store.list_active_goals("u1").await?;
+    store.get_progress("u1", "g1").await?;
+    let warm = reads(&table);
+    // Jitter only shortens: 89% of a lifetime in, everything is still cached.
+    tokio::time::advance(Duration::from_secs(267)).await;
+    store.get_goal("u1", "g1").await?;
+    store.list_active_goals("u1").await?;
+    store.get_progress("u1", "g1").await?;
+    assert_eq!(reads(&table), warm, "all three kinds hit");
+    // Past 5 minutes, goals and lists are read again; progress (1 h) is not.
+    tokio::time::advance(Duration::from_secs(34)).await;
+    store.get_goal("u1", "g1").await?;
+    assert_eq!(reads(&table), warm + 1);
+    store.list_active_goals("u1").await?;
+    assert_eq!(reads(&table), warm + 2);
+    store.get_progress("u1", "g1").await?;
+    assert_eq!(reads(&table), warm + 2, "progress lives an hour");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    store.get_progress("u1", "g1").await?;
+    assert!(reads(&table) > warm + 2, "progress expired after an hour");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_goals_are_remembered_briefly_and_forgotten_on_create() -> anyhow::Result<()> {
+    let (store, table) = memory_store(Strategy::Local)?;
+    for _ in 0..5 {
+        assert!(store.get_goal("u1", "ghost").await.is_err());
+    }
+    assert_eq!(
+        table.usage().batch_get_item,
+        1,
+        "one read for five lookups of a missing goal"
+    );
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert!(store.get_goal("u1", "ghost").await.is_err());
+    assert_eq!(table.usage().batch_get_item, 2, "the marker lives 30 s");
+    store.create_goal("u1", milestone("ghost")).await?;
+    assert_eq!(
+        store.get_goal("u1", "ghost").await?.goal_id,
+        "ghost",
+        "creating drops the marker"
+    );
+    let batch = store
+        .get_goals("u1", &["ghost".into(), "nobody".into()])
+        .await?;
+    assert_eq!(batch.missing_goal_ids, ["nobody"]);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_event_drops_exactly_its_keys() -> anyhow::Result<()> {
+    let cases = [
+        (EventKind::GoalCreated, [true, false, true]),
+        (EventKind::GoalUpdated, [true, true, true]),
+        (EventKind::GoalArchived, [true, true, true]),
+        (EventKind::ActivityLogged, [true, true, true]),
+        (
+            EventKind::ProgressCalculated(Progress::default()),
+            [false, false, false],
+        ),
+    ];
+    for (event, [active_stale, progress_stale, goal_stale]) in cases {
+        let (store, table) = memory_store(Strategy::Local)?;
+        store.create_goal("u1", milestone("g1")).await?;
+        let warm = || async {
+            store.list_active_goals("u1").await?;
+            store.get_progress("u1", "g1").await?;
+            store.get_goal("u1", "g1").await?;
+            anyhow::Ok(())
+        };
+        warm().await?;
+        store
+            .apply_events(&[Event {
+                user_id: "u1".into(),
+                goal_id: "g1".into(),
+                kind: event.clone(),
+            }])
+            .await?;
+        let name = event.name();
+        let before = table.usage();
+        store.list_active_goals("u1").await?;
+        assert_eq!(
+            table.usage().query > before.query,
+            active_stale,
+            "{name}: active goals"
+        );
+        let before = table.usage();
+        store.get_goal("u1", "g1").await?;
+        assert_eq!(
+            table.usage().batch_get_item > before.batch_get_item,
+            goal_stale,
+            "{name}: goal"
+        );
+        let before = table.usage();
+        let progress = store.get_progress("u1", "g1").await?;
+        assert_eq!(
+            table.usage().requests() > before.requests(),
+            progress_stale,
+            "{name}: progress"
+        );
+        if let EventKind::ProgressCalculated(replaced) = &event {
+            assert_eq!(
+                &progress, replaced,
+                "a progress-calculated event replaces the cached progress"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_drop_what_they_make_stale() -> anyhow::Result<()> {
+    let (store, table) = memory_store(Strategy::Local)?;
+    store.create_goal("u1", milestone("g1")).await?;
+    store.list_active_goals("u1").await?;
+    store.get_goal("u1", "g1").await?;
+    // Log: the list and the goal are read again, progress was written through.
+    let logged = store
+        .log_activity("u1", "g1", NewActivity::new(7.0))
+        .await?;
+    let before = reads(&table);
+    assert_eq!(store.get_progress("u1", "g1").await?, logged.progress);
+    assert_eq!(reads(&table), before, "progress was written through");
+    assert_eq!(
+        store.get_goal("u1", "g1").await?.progress.total_accumulated,
+        Some(7.0)
+    );
+    assert_eq!(
+        store.list_active_goals("u1").await?[0]
+            .progress
+            .total_accumulated,
+        Some(7.0)
+    );
+    store.archive_goal("u1", "g1").await?;
+    assert!(store.list_active_goals("u1").await?.is_empty());
+    assert!(store.get_goal("u1", "g1").await?.archived_at.is_some());
+    let stats = store.stats().cache.expect("a cache");
+    assert!(
+        stats
+            .invalidations
+            .get("goal_archived")
+            .copied()
+            .unwrap_or(0)
+            >= 3,
+        "{stats:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_stays_with_its_owner() -> anyhow::Result<()> {
+    let (store, _) = memory_store(Strategy::Local)?;
+    // Goal ids are unique per user only: two users, one id, one progress key.
+    store.create_goal("alice", milestone("same")).await?;
+    store.create_goal("bob", milestone("same")).await?;
+    store
+        .log_activity("alice", "same", NewActivity::new(30.0))
+        .await?;
+    store
+        .log_activity("bob", "same", NewActivity::new(2.0))
+        .await?;
+    for _ in 0..2 {
+        assert_eq!(
+            store.get_progress("alice", "same").await?.total_accumulated,
+            Some(30.0)
+        );
+        assert_eq!(
+            store.get_progress("bob", "same").await?.total_accumulated,
+            Some(2.0)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn values_that_do_not_decode_are_misses_and_are_replaced() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let urls = vec![redis.url()];
+    let t = DynamoStore::with_config(config(Strategy::Redis, &urls, "decode")).await?;
+    t.store.create_goal("u1", milestone("g1")).await?;
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let key = "decode:v1:{goal:user:u1:g1}";
+    redis::cmd("SET")
+        .arg(key)
+        .arg(b"\x01\x02garbage")
+        .query_async::<()>(&mut connection)
+        .await?;
+    assert_eq!(t.store.get_goal("u1", "g1").await?.title, "v1");
+    let stats = t.store.stats().cache.expect("a cache");
+    assert_eq!(stats.decode_failures, 1);
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut connection)
+        .await?;
+    assert_ne!(stored, b"\x01\x02garbage", "replaced by a fresh fill");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut connection)
+        .await?;
+    assert!(
+        (1..=300_000).contains(&ttl),
+        "a goal lives 5 minutes in redis: {ttl}"
+    );
+    t.store.get_progress("u1", "g1").await?;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("decode:v1:{progress:goal:g1}")
+        .query_async(&mut connection)
+        .await?;
+    assert!(
+        (3_000_000..=3_600_000).contains(&ttl),
+        "progress lives an hour in redis: {ttl}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_degrades_the_store_but_fails_no_call() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let urls = vec![format!("redis://127.0.0.1:{port}/")];
+    for strategy in [Strategy::Redis, Strategy::Tiered] {
+        let t = DynamoStore::with_config(config(strategy, &urls, "down")).await?;
+        t.store.create_goal("u1", milestone("g1")).await?;
+        t.store.update_goal("u1", "g1", retitle("v2")).await?;
+        for _ in 0..3 {
+            assert_eq!(t.store.get_goal("u1", "g1").await?.title, "v2");
+            assert_eq!(t.store.list_active_goals("u1").await?.len(), 1);
+        }
+        t.store
+            .log_activity("u1", "g1", NewActivity::new(3.0))
+            .await?;
+        assert_eq!(
+            t.store.get_progress("u1", "g1").await?.total_accumulated,
+            Some(3.0)
+        );
+        assert!(t.store.is_degraded(), "{strategy}");
+        let stats = t.store.stats().cache.expect("a cache");
+        assert!(
+            stats.degraded && stats.redis_errors > 0,
+            "{strategy}: {stats:?}"
+        );
+        if strategy == Strategy::Tiered {
+            assert!(
+                stats.hits(Tier::Local, CacheKind::Goal) > 0,
+                "the local tier still serves"
+            );
+        }
+    }
+    Ok(())
+}
