@@ -452,3 +452,88 @@ async fn an_unreachable_redis_degrades_the_store_but_fails_no_call() -> anyhow::
     }
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_misses_of_one_key_make_one_table_read() -> anyhow::Result<()> {
+    let (store, table) = memory_store(Strategy::Local)?;
+    store.create_goal("u1", milestone("g1")).await?;
+    let before = table.usage();
+    let reads = (0..50).map(|_| store.list_active_goals("u1"));
+    for result in futures::future::join_all(reads).await {
+        assert_eq!(result?.len(), 1);
+    }
+    let reads = (0..50).map(|_| store.get_progress("u1", "g1"));
+    for result in futures::future::join_all(reads).await {
+        result?;
+    }
+    let after = table.usage();
+    // One Query for the list; one Query and one BatchGetItem for the progress.
+    assert_eq!(after.query - before.query, 2, "{after:?}");
+    assert_eq!(after.batch_get_item - before.batch_get_item, 1, "{after:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_is_few_invalidation_messages() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let urls = vec![redis.url()];
+    let t = DynamoStore::with_config(config(Strategy::Tiered, &urls, "burst")).await?;
+    let other = t.another_store(config(Strategy::Tiered, &urls, "burst"))?;
+    for i in 0..20 {
+        t.store
+            .create_goal("u1", milestone(&format!("g{i}")))
+            .await?;
+    }
+    let published_before = t.store.stats().cache.map_or(0, |s| s.messages_published);
+    let ids: Vec<String> = (0..20).map(|i| format!("g{i}")).collect();
+    let writes = ids.iter().map(|id| t.store.archive_goal("u1", id));
+    for result in futures::future::join_all(writes).await {
+        result?;
+    }
+    // Every archive made keys stale; the messages carrying them are fewer than the writes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let published =
+            t.store.stats().cache.map_or(0, |s| s.messages_published) - published_before;
+        let received = other.stats().cache.map_or(0, |s| s.messages_received);
+        if published > 0 && received >= published_before + published {
+            assert!(published < 20, "{published} messages for 20 writes");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(other.list_active_goals("u1").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_keeps_each_kind_for_its_lifetime() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let urls = vec![redis.url()];
+    let t = DynamoStore::with_config(config(Strategy::Redis, &urls, "ttl")).await?;
+    t.store.create_goal("u1", milestone("g1")).await?;
+    t.store.list_active_goals("u1").await?;
+    assert!(t.store.get_goal("u1", "missing").await.is_err());
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    for (key, low, high) in [
+        ("ttl:v1:{goals:user:u1:active}", 290_000, 300_000),
+        ("ttl:v1:{goal:user:u1:missing}", 20_000, 30_000),
+    ] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await?;
+        assert!((low..=high).contains(&ttl), "{key}: {ttl} ms");
+    }
+    // Served from Redis now: no table read.
+    t.proxy.reset();
+    assert!(t.store.get_goal("u1", "missing").await.is_err());
+    assert_eq!(t.store.list_active_goals("u1").await?.len(), 1);
+    assert_eq!(t.proxy.total(), 0, "{:?}", t.proxy.counts());
+    Ok(())
+}
