@@ -92,6 +92,10 @@ impl Table for GatedTable {
         self.inner.put_item(item, condition).await
     }
 
+    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
+        self.inner.transact_put(puts).await
+    }
+
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError> {
         let result = self.inner.query(query).await;
         self.maybe_hold(Operation::Query).await;

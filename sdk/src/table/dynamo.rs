@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity,
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, ReturnConsumedCapacity,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -87,6 +88,14 @@ impl DynamoTable {
         let code = error.code().map(str::to_owned);
         match code.as_deref() {
             Some("ConditionalCheckFailedException") => TableError::ConditionFailed,
+            // A cancelled transaction: with only conditional puts, a condition did not hold.
+            Some("TransactionCanceledException")
+                if error
+                    .message()
+                    .is_some_and(|m| m.contains("ConditionalCheckFailed")) =>
+            {
+                TableError::ConditionFailed
+            }
             Some(
                 code @ ("ProvisionedThroughputExceededException"
                 | "ThrottlingException"
@@ -210,6 +219,48 @@ impl Table for DynamoTable {
         }
         let output = request.send().await.map_err(|e| self.classify(e))?;
         if let Some(capacity) = output.consumed_capacity() {
+            let write = capacity
+                .write_capacity_units()
+                .or(capacity.capacity_units())
+                .unwrap_or(0.0);
+            self.usage.consumed(0.0, write);
+        }
+        Ok(())
+    }
+
+    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
+        self.usage.request(Operation::TransactWriteItems);
+        let mut items = Vec::with_capacity(puts.len());
+        for (item, condition) in puts {
+            let mut put = Put::builder()
+                .table_name(&self.table_name)
+                .set_item(Some(item));
+            match condition {
+                None => {}
+                Some(Condition::ItemAbsent) => {
+                    put = put.condition_expression("attribute_not_exists(pk)");
+                }
+                Some(Condition::AttributeEquals { attribute, value }) => {
+                    put = put
+                        .condition_expression("attribute_exists(pk) AND #c = :c")
+                        .expression_attribute_names("#c", attribute)
+                        .expression_attribute_values(":c", value);
+                }
+            }
+            let put = put
+                .build()
+                .map_err(|e| TableError::Rejected(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let output = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        for capacity in output.consumed_capacity() {
             let write = capacity
                 .write_capacity_units()
                 .or(capacity.capacity_units())

@@ -236,19 +236,50 @@ impl Table for MemoryTable {
         let mut partitions = self.write();
         let partition = partitions.entry(key.pk).or_default();
         let existing = partition.get(&key.sk);
-        let holds = match &condition {
-            None => true,
-            Some(Condition::ItemAbsent) => existing.is_none(),
-            Some(Condition::AttributeEquals { attribute, value }) => {
-                existing.and_then(|item| item.get(attribute)) == Some(value)
-            }
-        };
+        let holds = holds(existing, condition.as_ref());
         // DynamoDB charges a refused conditional write as a write.
         self.usage.consumed(0.0, units);
         if !holds {
             return Err(TableError::ConditionFailed);
         }
         partition.insert(key.sk, item);
+        Ok(())
+    }
+
+    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
+        let mut keyed = Vec::with_capacity(puts.len());
+        for (item, condition) in puts {
+            let key = super::item_key(&item)
+                .ok_or_else(|| TableError::Rejected("item has no string pk and sk".into()))?;
+            keyed.push((key, item, condition));
+        }
+        let mut distinct: Vec<&ItemKey> = keyed.iter().map(|(key, _, _)| key).collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != keyed.len() || keyed.len() > 100 {
+            return Err(TableError::Rejected(
+                "a transaction takes at most 100 distinct items".into(),
+            ));
+        }
+        self.begin(Operation::TransactWriteItems, keyed.len())
+            .await?;
+        // Transactions cost twice the write units.
+        let units: f64 = keyed
+            .iter()
+            .map(|(_, item, _)| 2.0 * item_size(item).div_ceil(1024).max(1) as f64)
+            .sum();
+        self.usage.consumed(0.0, units);
+        let mut partitions = self.write();
+        let all_hold = keyed.iter().all(|(key, _, condition)| {
+            let existing = partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
+            holds(existing, condition.as_ref())
+        });
+        if !all_hold {
+            return Err(TableError::ConditionFailed);
+        }
+        for (key, item, _) in keyed {
+            partitions.entry(key.pk).or_default().insert(key.sk, item);
+        }
         Ok(())
     }
 
@@ -295,6 +326,17 @@ impl Table for MemoryTable {
 
     fn usage(&self) -> TableUsage {
         self.usage.snapshot()
+    }
+}
+
+/// Whether `condition` holds for the item `existing` (or its absence).
+fn holds(existing: Option<&Item>, condition: Option<&Condition>) -> bool {
+    match condition {
+        None => true,
+        Some(Condition::ItemAbsent) => existing.is_none(),
+        Some(Condition::AttributeEquals { attribute, value }) => {
+            existing.and_then(|item| item.get(attribute)) == Some(value)
+        }
     }
 }
 

@@ -105,6 +105,10 @@ pub trait Table: Send + Sync + std::fmt::Debug + 'static {
     /// PutItem, refused with [`TableError::ConditionFailed`] when `condition` does not hold.
     async fn put_item(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError>;
 
+    /// TransactWriteItems of puts: all land or none does. Refused with
+    /// [`TableError::ConditionFailed`] when any condition does not hold.
+    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError>;
+
     /// One page of a Query.
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError>;
 
@@ -118,6 +122,7 @@ pub enum Operation {
     GetItem,
     BatchGetItem,
     PutItem,
+    TransactWriteItems,
     Query,
 }
 
@@ -128,6 +133,7 @@ impl Operation {
             Operation::GetItem => "GetItem",
             Operation::BatchGetItem => "BatchGetItem",
             Operation::PutItem => "PutItem",
+            Operation::TransactWriteItems => "TransactWriteItems",
             Operation::Query => "Query",
         }
     }
@@ -139,6 +145,7 @@ pub struct TableUsage {
     pub get_item: u64,
     pub batch_get_item: u64,
     pub put_item: u64,
+    pub transact_write_items: u64,
     pub query: u64,
     pub throttled: u64,
     /// Read capacity units, as DynamoDB reports them (or MemoryTable computes them).
@@ -150,7 +157,7 @@ pub struct TableUsage {
 impl TableUsage {
     /// Every request, of any operation.
     pub fn requests(&self) -> u64 {
-        self.get_item + self.batch_get_item + self.put_item + self.query
+        self.get_item + self.batch_get_item + self.put_item + self.transact_write_items + self.query
     }
 
     /// Read requests (GetItem, BatchGetItem, Query).
@@ -165,6 +172,7 @@ pub(crate) struct UsageCounters {
     get_item: AtomicU64,
     batch_get_item: AtomicU64,
     put_item: AtomicU64,
+    transact_write_items: AtomicU64,
     query: AtomicU64,
     throttled: AtomicU64,
     read_milli_units: AtomicU64,
@@ -177,6 +185,7 @@ impl UsageCounters {
             Operation::GetItem => &self.get_item,
             Operation::BatchGetItem => &self.batch_get_item,
             Operation::PutItem => &self.put_item,
+            Operation::TransactWriteItems => &self.transact_write_items,
             Operation::Query => &self.query,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +207,7 @@ impl UsageCounters {
             get_item: self.get_item.load(Ordering::Relaxed),
             batch_get_item: self.batch_get_item.load(Ordering::Relaxed),
             put_item: self.put_item.load(Ordering::Relaxed),
+            transact_write_items: self.transact_write_items.load(Ordering::Relaxed),
             query: self.query.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
             read_units: self.read_milli_units.load(Ordering::Relaxed) as f64 / 1000.0,

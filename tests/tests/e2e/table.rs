@@ -163,3 +163,34 @@ async fn batch_gets_agree() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn transactions_agree() -> anyhow::Result<()> {
+    for table in both().await? {
+        table
+            .transact_put(vec![
+                (item("t", "a", "1"), Some(Condition::ItemAbsent)),
+                (item("t", "b", "1"), Some(Condition::ItemAbsent)),
+            ])
+            .await?;
+        // One condition fails: nothing of the transaction lands.
+        let refused = table
+            .transact_put(vec![
+                (item("t", "c", "1"), Some(Condition::ItemAbsent)),
+                (item("t", "a", "2"), Some(Condition::ItemAbsent)),
+            ])
+            .await;
+        assert_eq!(refused, Err(TableError::ConditionFailed), "{table:?}");
+        assert_eq!(
+            table.get_item(&key("t", "c")).await?,
+            None,
+            "{table:?}: all or nothing"
+        );
+        assert_eq!(
+            table.get_item(&key("t", "a")).await?,
+            Some(item("t", "a", "1"))
+        );
+        assert_eq!(table.usage().transact_write_items, 2);
+    }
+    Ok(())
+}
