@@ -10,6 +10,7 @@ pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod item;
 pub mod keys;
 pub mod model;

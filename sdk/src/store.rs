@@ -22,6 +22,7 @@ use crate::cache::{Cache, CacheConfig, CacheStats};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
+use crate::idempotency;
 use crate::item::{
     activity_from_item, activity_to_item, goal_from_item, goal_over_item, goal_to_item,
 };
@@ -70,9 +71,10 @@ impl Default for StoreConfig {
 }
 
 /// The fields of a new goal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NewGoal {
-    /// A client-chosen id; a UUID is generated when `None`.
+    /// A client-chosen id; a UUID is generated when `None`. With an id, a repeat of the same
+    /// request within 24 hours writes nothing and returns the first result.
     pub goal_id: Option<String>,
     pub title: String,
     pub description: Option<String>,
@@ -135,9 +137,10 @@ pub struct GoalUpdate {
 }
 
 /// The fields of a new activity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NewActivity {
-    /// A client-chosen id; a UUID is generated when `None`.
+    /// A client-chosen id; a UUID is generated when `None`. With an id, a repeat of the same
+    /// request within 24 hours writes nothing and returns the first result.
     pub activity_id: Option<String>,
     pub value: f64,
     pub unit: Option<String>,
@@ -510,6 +513,10 @@ impl GoalStore {
             Some(id) => GoalId::parse(id)?,
             None => GoalId::parse(&uuid::Uuid::new_v4().to_string())?,
         };
+        let request_fingerprint = new
+            .goal_id
+            .is_some()
+            .then(|| idempotency::fingerprint(&new));
         validate_title(&new.title)?;
         validate_target(new.goal_pattern, &new.target)?;
         let status = new.status.unwrap_or(GoalStatus::Active);
@@ -548,23 +555,75 @@ impl GoalStore {
         };
         goal.progress = crate::progress::compute(&goal, &[], self.now());
         let item = goal_to_item(&goal)?;
-        match self
-            .inner
-            .table
-            .put_item(item, Some(Condition::ItemAbsent))
-            .await
-        {
+        let written = match &request_fingerprint {
+            None => {
+                self.inner
+                    .table
+                    .put_item(item, Some(Condition::ItemAbsent))
+                    .await
+            }
+            Some(fingerprint) => {
+                let marker = idempotency::marker(
+                    &user,
+                    idempotency::goal_marker_sk(&goal_id),
+                    fingerprint,
+                    self.now(),
+                    &[("goal", &goal)],
+                )?;
+                self.inner
+                    .table
+                    .transact_put(vec![
+                        (item, Some(Condition::ItemAbsent)),
+                        (marker, Some(Condition::ItemAbsent)),
+                    ])
+                    .await
+            }
+        };
+        match written {
             Ok(()) => {
                 self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
                     .await;
                 Ok(goal)
             }
-            Err(TableError::ConditionFailed) => Err(Error::AlreadyExists {
-                kind: "goal",
-                id: goal.goal_id,
-            }),
+            Err(TableError::ConditionFailed) => {
+                let sk = idempotency::goal_marker_sk(&goal_id);
+                let repeat = self
+                    .repeat(&user, &sk, request_fingerprint.as_ref())
+                    .await?;
+                if let Some(idempotency::Repeat::Same(first)) = repeat {
+                    if let Some(goal) = idempotency::field(&first, "goal")? {
+                        return Ok(goal);
+                    }
+                }
+                Err(Error::AlreadyExists {
+                    kind: "goal",
+                    id: goal.goal_id,
+                })
+            }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// What the marker at `sk` says of a request with `fingerprint`: `None` when there is none.
+    async fn repeat(
+        &self,
+        user: &UserId,
+        sk: &str,
+        fingerprint: Option<&String>,
+    ) -> Result<Option<idempotency::Repeat>> {
+        let Some(fingerprint) = fingerprint else {
+            return Ok(None);
+        };
+        let key = crate::keys::ItemKey {
+            pk: crate::keys::user_partition(user),
+            sk: sk.to_owned(),
+        };
+        Ok(self
+            .inner
+            .table
+            .get_item(&key)
+            .await?
+            .map(|marker| idempotency::check(marker, fingerprint, self.now())))
     }
 
     /// Changes the fields set in `update`. Refuses pattern changes and edits of archived or
@@ -686,6 +745,29 @@ impl GoalStore {
                 Some(_) => {}
             }
         }
+        let request_fingerprint = new
+            .activity_id
+            .is_some()
+            .then(|| idempotency::fingerprint(&new));
+        let marker_sk = idempotency::activity_marker_sk(&goal_id, &activity_id);
+        // A retry of a logged activity returns the first result before anything is checked again.
+        match self
+            .repeat(&user, &marker_sk, request_fingerprint.as_ref())
+            .await?
+        {
+            Some(idempotency::Repeat::Same(first)) => {
+                return self
+                    .replay_activity(&user, &goal_id, &marker_sk, first)
+                    .await
+            }
+            Some(idempotency::Repeat::Different) => {
+                return Err(Error::AlreadyExists {
+                    kind: "activity",
+                    id: activity_id,
+                })
+            }
+            None => {}
+        }
         let goal = self.get_goal_for_write(&user, &goal_id).await?.0;
         validate_activity(&goal, &new)?;
 
@@ -711,21 +793,78 @@ impl GoalStore {
         };
         // The sort key holds logged_at: two activities of one goal in the same microsecond
         // would collide, so the later one moves on by a microsecond.
+        let mut written = false;
         for _ in 0..WRITE_CONFLICT_RETRIES {
             activity.logged_at = Timestamp::from_instant(logged_at);
-            match self
-                .inner
-                .table
-                .put_item(activity_to_item(&activity)?, Some(Condition::ItemAbsent))
-                .await
-            {
-                Ok(()) => break,
-                Err(TableError::ConditionFailed) => logged_at += Duration::microseconds(1),
+            let item = activity_to_item(&activity)?;
+            let result = match &request_fingerprint {
+                None => {
+                    self.inner
+                        .table
+                        .put_item(item, Some(Condition::ItemAbsent))
+                        .await
+                }
+                Some(fingerprint) => {
+                    let marker = idempotency::marker(
+                        &user,
+                        marker_sk.clone(),
+                        fingerprint,
+                        now,
+                        &[("activity", &activity)],
+                    )?;
+                    self.inner
+                        .table
+                        .transact_put(vec![
+                            (item, Some(Condition::ItemAbsent)),
+                            (marker, Some(Condition::ItemAbsent)),
+                        ])
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => {
+                    written = true;
+                    break;
+                }
+                Err(TableError::ConditionFailed) => {
+                    // A concurrent repeat may have won the race for the marker.
+                    match self
+                        .repeat(&user, &marker_sk, request_fingerprint.as_ref())
+                        .await?
+                    {
+                        Some(idempotency::Repeat::Same(first)) => {
+                            return self
+                                .replay_activity(&user, &goal_id, &marker_sk, first)
+                                .await
+                        }
+                        Some(idempotency::Repeat::Different) => {
+                            return Err(Error::AlreadyExists {
+                                kind: "activity",
+                                id: activity.activity_id,
+                            })
+                        }
+                        None => logged_at += Duration::microseconds(1),
+                    }
+                }
                 Err(error) => return Err(error.into()),
             }
         }
+        if !written {
+            return Err(conflict(&goal_id));
+        }
 
         let goal = self.update_progress(&user, &goal_id).await?;
+        if let Some(fingerprint) = &request_fingerprint {
+            self.record_result(
+                &user,
+                &marker_sk,
+                fingerprint,
+                now,
+                &activity,
+                &goal.progress,
+            )
+            .await?;
+        }
         self.invalidate(&user, &goal_id, &EventKind::ActivityLogged)
             .await;
         if let Some(cache) = &self.inner.cache {
@@ -751,6 +890,70 @@ impl GoalStore {
             activity,
             progress: goal.progress,
         })
+    }
+
+    /// The first result of a repeated LogActivity. When the first call stopped before recording
+    /// its progress, the progress is brought up to date now (once).
+    async fn replay_activity(
+        &self,
+        user: &UserId,
+        goal_id: &GoalId,
+        marker_sk: &str,
+        first: Item,
+    ) -> Result<LoggedActivity> {
+        let activity: Activity =
+            idempotency::field(&first, "activity")?.ok_or_else(|| Error::CorruptItem {
+                key: marker_sk.to_owned(),
+                reason: "the marker holds no activity".into(),
+            })?;
+        if let Some(progress) = idempotency::field(&first, "progress")? {
+            return Ok(LoggedActivity { activity, progress });
+        }
+        let goal = self.update_progress(user, goal_id).await?;
+        self.invalidate(user, goal_id, &EventKind::ActivityLogged)
+            .await;
+        if let Some(AttributeValue::S(fingerprint)) = first.get("fingerprint") {
+            self.record_result(
+                user,
+                marker_sk,
+                fingerprint,
+                self.now(),
+                &activity,
+                &goal.progress,
+            )
+            .await?;
+        }
+        Ok(LoggedActivity {
+            activity,
+            progress: goal.progress,
+        })
+    }
+
+    /// Completes an activity's marker with the progress the first call computed.
+    async fn record_result(
+        &self,
+        user: &UserId,
+        marker_sk: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+        progress: &Progress,
+    ) -> Result<()> {
+        let mut marker = idempotency::marker(
+            user,
+            marker_sk.to_owned(),
+            fingerprint,
+            now,
+            &[("activity", activity)],
+        )?;
+        let progress =
+            serde_dynamo::to_attribute_value(progress).map_err(|e| Error::CorruptItem {
+                key: marker_sk.to_owned(),
+                reason: e.to_string(),
+            })?;
+        marker.insert("progress".into(), progress);
+        self.inner.table.put_item(marker, None).await?;
+        Ok(())
     }
 
     /// A page of a goal's activities logged within `filter`, newest first.

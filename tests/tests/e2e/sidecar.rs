@@ -243,8 +243,18 @@ async fn store_errors_become_grpc_codes() -> anyhow::Result<()> {
     };
     client.create_goal(create.clone()).await?;
 
+    // The same request again is a retry and returns the first goal; another request with the
+    // same id is a conflict.
+    client.create_goal(create.clone()).await?;
     assert_eq!(
-        code(client.create_goal(create.clone()).await),
+        code(
+            client
+                .create_goal(pb::CreateGoalRequest {
+                    title: "another".into(),
+                    ..create.clone()
+                })
+                .await
+        ),
         Code::AlreadyExists
     );
     assert_eq!(

@@ -601,3 +601,87 @@ async fn recurring_progress_counts_the_current_period() -> anyhow::Result<()> {
     assert!((logged.progress.percent_complete - 60.0).abs() < 1e-9);
     Ok(())
 }
+
+#[tokio::test]
+async fn repeated_creates_with_an_id_return_the_first_goal() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    let first = t
+        .store
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    let again = t
+        .store
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    assert_eq!(again, first, "a retry returns the first result");
+    let mut other = new_goal("g1", GoalPattern::Milestone);
+    other.title = "something else".into();
+    assert!(matches!(
+        t.store.create_goal("u1", other).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let listed = t
+        .store
+        .list_goals("u1", &GoalFilter::default(), &PageRequest::default())
+        .await?;
+    assert_eq!(
+        listed.items.len(),
+        1,
+        "one goal, and the marker is not listed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn repeated_activities_with_an_id_write_once() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    t.store
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    let activity = NewActivity {
+        activity_id: Some("a-1".into()),
+        ..NewActivity::new(12.0)
+    };
+    let first = t.store.log_activity("u1", "g1", activity.clone()).await?;
+    let goal_after_first = t.store.get_goal("u1", "g1").await?;
+    t.proxy.reset();
+    let again = t.store.log_activity("u1", "g1", activity.clone()).await?;
+    assert_eq!(again, first, "a retry returns the first result");
+    assert_eq!(
+        t.proxy.count("PutItem") + t.proxy.count("TransactWriteItems"),
+        0,
+        "{:?}",
+        t.proxy.counts()
+    );
+    assert_eq!(
+        t.store.get_goal("u1", "g1").await?.updated_at,
+        goal_after_first.updated_at,
+        "one progress update"
+    );
+    let listed = t
+        .store
+        .list_activities(
+            "u1",
+            "g1",
+            &ActivityFilter::default(),
+            &PageRequest::default(),
+        )
+        .await?;
+    assert_eq!(listed.items.len(), 1, "one activity item");
+    assert_eq!(
+        t.store.get_progress("u1", "g1").await?.total_accumulated,
+        Some(12.0)
+    );
+    let different = NewActivity {
+        value: 5.0,
+        ..activity
+    };
+    assert!(matches!(
+        t.store.log_activity("u1", "g1", different).await,
+        Err(Error::AlreadyExists {
+            kind: "activity",
+            ..
+        })
+    ));
+    Ok(())
+}
