@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod events;
@@ -15,12 +16,15 @@ pub mod item;
 pub mod keys;
 pub mod model;
 pub mod progress;
+pub mod service;
 pub mod store;
 pub mod table;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, Strategy};
+pub use client::{Client, ClientConfig};
 pub use error::{Error, Result};
+pub use service::GoalService;
 pub use events::{Event, EventKind};
 pub use model::*;
 pub use store::{

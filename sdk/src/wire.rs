@@ -16,7 +16,31 @@ use goalstore_proto::v1 as pb;
 use prost_types::value::Kind;
 use tonic::{Code, Status};
 
-/// The gRPC status of a store error.
+/// Metadata carrying the parts of an error a client needs to rebuild it exactly.
+const FIELD: &str = "x-goalstore-field";
+const KIND: &str = "x-goalstore-kind";
+const ID: &str = "x-goalstore-id";
+const REASON: &str = "x-goalstore-reason";
+
+/// Every field an `InvalidArgument` can name; a client maps names back to these.
+const KNOWN_FIELDS: &[&str] = &[
+    "activity_date", "activity_id", "activity_type", "archived_at", "attachments", "cache.namespace",
+    "cache.redis_url", "category", "completed_at", "context", "created_at", "document", "events",
+    "events.kind", "events.progress", "from", "goal_id", "goal_ids", "goal_pattern", "logged_at",
+    "page_size", "page_token", "progress", "progress.current_streak", "progress.days_over_limit",
+    "progress.last_activity_date", "progress.longest_streak", "progress.period_history.date",
+    "progress.projected_completion", "progress.target_streak", "source", "status", "target",
+    "target.direction", "target.period", "target.target_date", "target.target_type", "target.value",
+    "title", "to", "trend", "unit", "updated_at", "user_id", "value", "visibility",
+];
+const KNOWN_KINDS: &[&str] = &["goal", "activity", "item"];
+
+fn known(list: &[&'static str], name: &str, otherwise: &'static str) -> &'static str {
+    list.iter().copied().find(|f| *f == name).unwrap_or(otherwise)
+}
+
+/// The gRPC status of a store error: one code per variant, the message naming the field or id,
+/// and metadata from which [`error_of`] rebuilds the same error.
 pub fn status_of(error: &Error) -> Status {
     let code = match error {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
@@ -26,30 +50,65 @@ pub fn status_of(error: &Error) -> Status {
         Error::Throttled { .. } | Error::Unavailable(_) => Code::Unavailable,
         Error::CorruptItem { .. } => Code::DataLoss,
     };
-    Status::new(code, error.to_string())
+    let mut status = Status::new(code, error.to_string());
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(value) = value.parse() {
+            status.metadata_mut().insert(name, value);
+        }
+    };
+    match error {
+        Error::InvalidArgument { field, reason } => {
+            put(FIELD, field);
+            put(REASON, reason);
+        }
+        Error::NotFound { kind, id } | Error::AlreadyExists { kind, id } => {
+            put(KIND, kind);
+            put(ID, id);
+        }
+        _ => {}
+    }
+    status
 }
 
 /// The store error a gRPC status stands for (for clients of the sidecar).
 pub fn error_of(status: &Status) -> Error {
     let message = status.message().to_owned();
+    let meta = |name: &str| {
+        status
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     match status.code() {
         Code::InvalidArgument => Error::InvalidArgument {
-            field: "request",
-            reason: message,
+            field: known(KNOWN_FIELDS, &meta(FIELD).unwrap_or_default(), "request"),
+            reason: meta(REASON).unwrap_or(message),
         },
         Code::NotFound => Error::NotFound {
-            kind: "item",
-            id: message,
+            kind: known(KNOWN_KINDS, &meta(KIND).unwrap_or_default(), "item"),
+            id: meta(ID).unwrap_or(message),
         },
-        Code::FailedPrecondition => Error::FailedPrecondition(message),
+        Code::FailedPrecondition => Error::FailedPrecondition(
+            message
+                .strip_prefix("failed precondition: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
         Code::AlreadyExists => Error::AlreadyExists {
-            kind: "item",
-            id: message,
+            kind: known(KNOWN_KINDS, &meta(KIND).unwrap_or_default(), "item"),
+            id: meta(ID).unwrap_or(message),
         },
         Code::DataLoss => Error::CorruptItem {
             key: String::new(),
             reason: message,
         },
+        Code::Unavailable => Error::Unavailable(
+            message
+                .strip_prefix("unavailable: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
         code => Error::Unavailable(format!("{code:?}: {message}")),
     }
 }
@@ -729,7 +788,7 @@ mod tests {
         ];
         for error in errors {
             let status = status_of(&error);
-            assert_eq!(error_of(&status).kind(), error.kind(), "{error}");
+            assert_eq!(error_of(&status), error, "round trip of {error}");
         }
         assert_eq!(
             status_of(&Error::Throttled { attempts: 3 }).code(),
