@@ -12,8 +12,8 @@ use crate::events::Event;
 use crate::model::{Activity, Goal, Progress};
 use crate::service::GoalService;
 use crate::store::{
-    ActivityFilter, GoalBatch, GoalFilter, GoalUpdate, LoggedActivity, NewActivity, NewGoal,
-    Page, PageRequest,
+    ActivityFilter, GoalBatch, GoalFilter, GoalUpdate, LoggedActivity, NewActivity, NewGoal, Page,
+    PageRequest,
 };
 use crate::wire;
 use async_trait::async_trait;
@@ -68,7 +68,10 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("endpoint", &self.config.endpoint)
-            .field("auth_token", &self.config.auth_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "auth_token",
+                &self.config.auth_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -132,11 +135,11 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let status = match call(self.grpc.clone(), self.request(message.clone(), deadline)).await
-            {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) => status,
-            };
+            let status =
+                match call(self.grpc.clone(), self.request(message.clone(), deadline)).await {
+                    Ok(response) => return Ok(response.into_inner()),
+                    Err(status) => status,
+                };
             let again = retryable
                 && status.code() == Code::Unavailable
                 && attempt < self.config.max_attempts.max(1);
@@ -154,6 +157,29 @@ impl Client {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+impl Client {
+    /// Admin: the sidecar's cache and table statistics.
+    pub async fn stats(&self) -> Result<pb::StatsResponse> {
+        self.call(true, pb::StatsRequest {}, |mut c, r| async move {
+            c.stats(r).await
+        })
+        .await
+    }
+
+    /// Admin: drops every cached entry of a user; returns how many keys were dropped.
+    pub async fn invalidate_user(&self, user_id: &str) -> Result<u64> {
+        let message = pb::InvalidateUserRequest {
+            user_id: user_id.into(),
+        };
+        let response = self
+            .call(true, message, |mut c, r| async move {
+                c.invalidate_user(r).await
+            })
+            .await?;
+        Ok(response.keys_invalidated)
     }
 }
 
@@ -190,7 +216,9 @@ impl GoalService for Client {
             goal_ids: goal_ids.to_vec(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.batch_get_goals(r).await })
+            .call(true, message, |mut c, r| async move {
+                c.batch_get_goals(r).await
+            })
             .await?;
         Ok(GoalBatch {
             goals: response
@@ -207,7 +235,9 @@ impl GoalService for Client {
             user_id: user_id.into(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.list_active_goals(r).await })
+            .call(true, message, |mut c, r| async move {
+                c.list_active_goals(r).await
+            })
             .await?;
         response.goals.iter().map(wire::goal_of).collect()
     }
@@ -220,9 +250,7 @@ impl GoalService for Client {
     ) -> Result<Page<Goal>> {
         let message = pb::ListGoalsRequest {
             user_id: user_id.into(),
-            status: filter
-                .status
-                .map_or(0, |s| pb::GoalStatus::from(s) as i32),
+            status: filter.status.map_or(0, |s| pb::GoalStatus::from(s) as i32),
             goal_pattern: filter
                 .goal_pattern
                 .map_or(0, |p| pb::GoalPattern::from(p) as i32),
@@ -231,7 +259,11 @@ impl GoalService for Client {
             page_token: page.page_token.clone().unwrap_or_default(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.list_goals(r).await })
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.list_goals(r).await },
+            )
             .await?;
         Ok(Page {
             items: response
@@ -247,7 +279,9 @@ impl GoalService for Client {
         let retryable = new.goal_id.is_some();
         let message = wire::create_request_of(user_id, &new);
         let response = self
-            .call(retryable, message, |mut c, r| async move { c.create_goal(r).await })
+            .call(retryable, message, |mut c, r| async move {
+                c.create_goal(r).await
+            })
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -255,7 +289,11 @@ impl GoalService for Client {
     async fn update_goal(&self, user_id: &str, goal_id: &str, update: GoalUpdate) -> Result<Goal> {
         let message = wire::update_request_of(user_id, goal_id, &update);
         let response = self
-            .call(false, message, |mut c, r| async move { c.update_goal(r).await })
+            .call(
+                false,
+                message,
+                |mut c, r| async move { c.update_goal(r).await },
+            )
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -267,7 +305,11 @@ impl GoalService for Client {
         };
         // Archiving is idempotent by nature: archiving twice changes nothing.
         let response = self
-            .call(true, message, |mut c, r| async move { c.archive_goal(r).await })
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.archive_goal(r).await },
+            )
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -281,7 +323,9 @@ impl GoalService for Client {
         let retryable = new.activity_id.is_some();
         let message = wire::log_request_of(user_id, goal_id, &new);
         let response = self
-            .call(retryable, message, |mut c, r| async move { c.log_activity(r).await })
+            .call(retryable, message, |mut c, r| async move {
+                c.log_activity(r).await
+            })
             .await?;
         Ok(LoggedActivity {
             activity: wire::activity_of(&required(response.activity, "an activity")?)?,
@@ -299,13 +343,23 @@ impl GoalService for Client {
         let message = pb::ListActivitiesRequest {
             user_id: user_id.into(),
             goal_id: goal_id.into(),
-            from: filter.from.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            to: filter.to.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            from: filter
+                .from
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            to: filter
+                .to
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
             page_size: page_size(page)?,
             page_token: page.page_token.clone().unwrap_or_default(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.list_activities(r).await })
+            .call(true, message, |mut c, r| async move {
+                c.list_activities(r).await
+            })
             .await?;
         Ok(Page {
             items: response
@@ -323,7 +377,11 @@ impl GoalService for Client {
             goal_id: goal_id.into(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.get_progress(r).await })
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.get_progress(r).await },
+            )
             .await?;
         wire::progress_of(&required(response.progress, "progress")?)
     }
@@ -334,7 +392,9 @@ impl GoalService for Client {
         };
         // Invalidations are idempotent: applying an event twice drops the same keys twice.
         let response = self
-            .call(true, message, |mut c, r| async move { c.publish_events(r).await })
+            .call(true, message, |mut c, r| async move {
+                c.publish_events(r).await
+            })
             .await?;
         Ok(usize::try_from(response.applied).unwrap_or(0))
     }

@@ -24,9 +24,9 @@ pub mod wire;
 pub use cache::{CacheConfig, CacheStats, Strategy};
 pub use client::{Client, ClientConfig};
 pub use error::{Error, Result};
-pub use service::GoalService;
 pub use events::{Event, EventKind};
 pub use model::*;
+pub use service::GoalService;
 pub use store::{
     ActivityFilter, GoalBatch, GoalFilter, GoalStore, GoalUpdate, LoggedActivity, NewActivity,
     NewGoal, Page, PageRequest, StoreConfig, StoreStats,

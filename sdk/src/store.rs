@@ -296,6 +296,63 @@ impl GoalStore {
         }
     }
 
+    /// Whether the table answers: one GetItem of a key no item has.
+    pub async fn check_table(&self) -> Result<()> {
+        let probe = crate::keys::ItemKey {
+            pk: "HEALTH#goalstore".into(),
+            sk: "HEALTH#probe".into(),
+        };
+        self.inner.table.get_item(&probe).await?;
+        Ok(())
+    }
+
+    /// The cache strategy in use.
+    pub fn strategy(&self) -> crate::cache::Strategy {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(crate::cache::Strategy::None, |c| c.config().strategy)
+    }
+
+    /// Drops every cached entry of a user (active goals, each goal, each goal's progress).
+    /// Returns how many keys were dropped.
+    pub async fn invalidate_user(&self, user_id: &str) -> Result<usize> {
+        let user = UserId::parse(user_id)?;
+        let Some(cache) = &self.inner.cache else {
+            return Ok(0);
+        };
+        let mut keys = vec![cache.keys().active_goals(&user)];
+        let mut start_after = None;
+        loop {
+            let page = self
+                .inner
+                .table
+                .query(&Query {
+                    pk: crate::keys::user_partition(&user),
+                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
+                    descending: false,
+                    limit: None,
+                    start_after,
+                })
+                .await?;
+            for item in &page.items {
+                let id = crate::table::item_key(item)
+                    .and_then(|key| key.sk.strip_prefix(GOAL_SK_PREFIX).map(str::to_owned))
+                    .and_then(|id| GoalId::parse(&id).ok());
+                if let Some(goal) = id {
+                    keys.push(cache.keys().goal(&user, &goal));
+                    keys.push(cache.keys().progress(&goal));
+                }
+            }
+            match page.last_sort_key {
+                Some(last) => start_after = Some(last),
+                None => break,
+            }
+        }
+        cache.invalidate("invalidate_user", &keys).await;
+        Ok(keys.len())
+    }
+
     /// Whether the shared cache tier is unreachable; reads and writes still work from the table.
     pub fn is_degraded(&self) -> bool {
         self.inner.cache.as_ref().is_some_and(|c| c.is_degraded())

@@ -24,19 +24,60 @@ const REASON: &str = "x-goalstore-reason";
 
 /// Every field an `InvalidArgument` can name; a client maps names back to these.
 const KNOWN_FIELDS: &[&str] = &[
-    "activity_date", "activity_id", "activity_type", "archived_at", "attachments", "cache.namespace",
-    "cache.redis_url", "category", "completed_at", "context", "created_at", "document", "events",
-    "events.kind", "events.progress", "from", "goal_id", "goal_ids", "goal_pattern", "logged_at",
-    "page_size", "page_token", "progress", "progress.current_streak", "progress.days_over_limit",
-    "progress.last_activity_date", "progress.longest_streak", "progress.period_history.date",
-    "progress.projected_completion", "progress.target_streak", "source", "status", "target",
-    "target.direction", "target.period", "target.target_date", "target.target_type", "target.value",
-    "title", "to", "trend", "unit", "updated_at", "user_id", "value", "visibility",
+    "activity_date",
+    "activity_id",
+    "activity_type",
+    "archived_at",
+    "attachments",
+    "cache.namespace",
+    "cache.redis_url",
+    "category",
+    "completed_at",
+    "context",
+    "created_at",
+    "document",
+    "events",
+    "events.kind",
+    "events.progress",
+    "from",
+    "goal_id",
+    "goal_ids",
+    "goal_pattern",
+    "logged_at",
+    "page_size",
+    "page_token",
+    "progress",
+    "progress.current_streak",
+    "progress.days_over_limit",
+    "progress.last_activity_date",
+    "progress.longest_streak",
+    "progress.period_history.date",
+    "progress.projected_completion",
+    "progress.target_streak",
+    "source",
+    "status",
+    "target",
+    "target.direction",
+    "target.period",
+    "target.target_date",
+    "target.target_type",
+    "target.value",
+    "title",
+    "to",
+    "trend",
+    "unit",
+    "updated_at",
+    "user_id",
+    "value",
+    "visibility",
 ];
 const KNOWN_KINDS: &[&str] = &["goal", "activity", "item"];
 
 fn known(list: &[&'static str], name: &str, otherwise: &'static str) -> &'static str {
-    list.iter().copied().find(|f| *f == name).unwrap_or(otherwise)
+    list.iter()
+        .copied()
+        .find(|f| *f == name)
+        .unwrap_or(otherwise)
 }
 
 /// The gRPC status of a store error: one code per variant, the message naming the field or id,
@@ -733,6 +774,54 @@ pub fn wire_event_of(e: &Event) -> pb::Event {
             EventKind::ProgressCalculated(p) => K::ProgressCalculated(pb::ProgressCalculated {
                 progress: Some(p.into()),
             }),
+        }),
+    }
+}
+
+/// The Stats answer for a store's statistics.
+pub fn stats_response_of(
+    strategy: crate::cache::Strategy,
+    stats: &crate::store::StoreStats,
+    uptime: std::time::Duration,
+) -> pb::StatsResponse {
+    let cache = stats.cache.clone().unwrap_or_default();
+    let t = &stats.table;
+    pb::StatsResponse {
+        cache_strategy: strategy.as_str().to_owned(),
+        degraded: cache.degraded,
+        uptime_seconds: uptime.as_secs(),
+        lookups: cache
+            .lookups
+            .iter()
+            .map(|((tier, kind), (hits, misses))| pb::CacheLookups {
+                tier: tier.as_str().to_owned(),
+                kind: kind.as_str().to_owned(),
+                hits: *hits,
+                misses: *misses,
+                hit_ratio: cache.hit_ratio(*tier, *kind).unwrap_or(0.0),
+            })
+            .collect(),
+        fills: cache.fills,
+        fills_refused: cache.fills_refused,
+        invalidations: cache
+            .invalidations
+            .iter()
+            .map(|(event, count)| ((*event).to_owned(), *count))
+            .collect(),
+        decode_failures: cache.decode_failures,
+        redis_errors: cache.redis_errors,
+        local_entries: cache.local_entries,
+        local_weight_bytes: cache.local_weight_bytes,
+        local_purges: cache.local_purges,
+        table: Some(pb::TableUsage {
+            get_item: t.get_item,
+            batch_get_item: t.batch_get_item,
+            put_item: t.put_item,
+            transact_write_items: t.transact_write_items,
+            query: t.query,
+            throttled: t.throttled,
+            read_units: t.read_units,
+            write_units: t.write_units,
         }),
     }
 }

@@ -1,22 +1,33 @@
-//! The sidecar's configuration: one typed struct, from flags and `GOALSTORE_*` environment.
+//! The sidecar's configuration: one typed struct, from flags, `GOALSTORE_*` environment and an
+//! optional TOML file (`--config`). Precedence: flag, then environment, then file, then default.
 //!
-//! Every default is safe: listen on loopback, the embedded table. A bad value is reported with
-//! the name of its setting before anything starts.
+//! Every default is safe: listen on loopback, the embedded table, the local cache, no bind beyond
+//! loopback unless asked. A bad value is reported with the name of its setting before anything
+//! starts. [`Config::redacted`] is what gets logged: secrets never are.
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use goalstore::cache::redis::RedisConfig;
 use goalstore::{CacheConfig, StoreConfig, Strategy};
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Runs the goalstore gRPC sidecar.
 #[derive(Debug, Clone, PartialEq, Parser)]
-#[command(name = "goalstore-sidecar", version, about, long_about = None)]
+#[command(name = "goalstore-sidecar", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
-    /// Address to serve gRPC on. Loopback by default; binding beyond it is an explicit choice.
+    /// A TOML file of settings (keys are the long flag names with `_`, e.g. `redis_url`).
+    /// Flags and environment variables win over it.
+    #[arg(long, env = "GOALSTORE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where to serve gRPC: `host:port` (loopback by default; binding beyond it is an explicit
+    /// choice) or `unix:/path/to/socket` (created with mode 0600).
     #[arg(long, env = "GOALSTORE_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
 
     /// The system of record: `memory` (an embedded, in-process table; data is lost on exit)
     /// or `dynamodb:<table name>` (region and credentials from the standard AWS chain).
@@ -78,29 +89,60 @@ pub struct Config {
     /// Bound of the in-process cache tier, in bytes.
     #[arg(long, env = "GOALSTORE_LOCAL_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub local_cache_bytes: u64,
+
+    /// A bearer token every GoalStore call must carry (`authorization: Bearer <token>`); the
+    /// health check stays open. Unset: no authentication.
+    #[arg(long, env = "GOALSTORE_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
+    /// The most goal ids one BatchGetGoals may ask for.
+    #[arg(long, env = "GOALSTORE_MAX_BATCH_IDS", default_value_t = 1000)]
+    pub max_batch_ids: usize,
+
+    /// The largest request message accepted, in bytes.
+    #[arg(long, env = "GOALSTORE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Calls served at once; past it, calls get RESOURCE_EXHAUSTED at once instead of queueing.
+    #[arg(long, env = "GOALSTORE_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Deadline of a call that names none (a caller's `grpc-timeout` shorter than this wins).
+    #[arg(long, env = "GOALSTORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long in-flight calls may take to finish before the sidecar exits.
+    #[arg(long, env = "GOALSTORE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
-impl Config {
-    /// The store configuration these settings describe.
-    pub fn store_config(&self) -> StoreConfig {
-        StoreConfig {
-            cache: CacheConfig {
-                strategy: self.cache,
-                namespace: self.cache_namespace.clone(),
-                ttl_active_goals: self.ttl_active_goals,
-                ttl_progress: self.ttl_progress,
-                ttl_goal: self.ttl_goal,
-                ttl_missing: self.ttl_missing,
-                local_capacity_bytes: self.local_cache_bytes,
-                redis: RedisConfig {
-                    urls: self.redis_url.clone(),
-                    cluster: self.redis_cluster || self.redis_url.len() > 1,
-                    timeout: self.redis_timeout,
-                    ..RedisConfig::default()
-                },
-                ..CacheConfig::default()
-            },
-            ..StoreConfig::default()
+/// Where the sidecar listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.strip_prefix("unix:") {
+            Some("") => Err("`unix:` needs a socket path".into()),
+            Some(path) => Ok(Listen::Unix(PathBuf::from(path))),
+            None => text
+                .parse()
+                .map(Listen::Tcp)
+                .map_err(|_| format!("`{text}` is neither host:port nor unix:/path")),
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(address) => write!(f, "{address}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
 }
@@ -140,17 +182,157 @@ fn valid_table_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Invalid(#[from] clap::Error),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {source}")]
+    Toml {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: unknown setting `{key}`")]
+    UnknownSetting { path: PathBuf, key: String },
+    #[error("{path}: setting `{key}` must be a string, number, boolean or list")]
+    BadValue { path: PathBuf, key: String },
+}
+
+impl Config {
+    /// Loads the configuration from `args` (the first is the program name), the environment and
+    /// the file `--config` names.
+    pub fn load<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Config::command().try_get_matches_from(&args)?;
+        let config = Config::from_arg_matches(&matches)?;
+        let Some(path) = config.config.clone() else {
+            return Ok(config);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+        let command = Config::command();
+        // File settings go in as flags, ahead of the real arguments, and only where neither a
+        // flag nor the environment set the value.
+        let mut merged: Vec<OsString> = args.first().cloned().into_iter().collect();
+        for (key, value) in &file {
+            let known = command
+                .get_arguments()
+                .any(|arg| arg.get_id() == key.as_str() && key != "config");
+            if !known {
+                return Err(ConfigError::UnknownSetting {
+                    path,
+                    key: key.clone(),
+                });
+            }
+            let from_file = matches!(
+                matches.value_source(key),
+                None | Some(ValueSource::DefaultValue)
+            );
+            if !from_file {
+                continue;
+            }
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => {
+                    return Err(ConfigError::BadValue {
+                        path,
+                        key: key.clone(),
+                    })
+                }
+            };
+            merged.push(format!("--{}", key.replace('_', "-")).into());
+            merged.push(text.into());
+        }
+        merged.extend(args.iter().skip(1).cloned());
+        Ok(Config::try_parse_from(merged)?)
+    }
+
+    /// The configuration with secrets replaced, for logs.
+    pub fn redacted(&self) -> Self {
+        Self {
+            auth_token: self.auth_token.as_ref().map(|_| "<redacted>".into()),
+            redis_url: self.redis_url.iter().map(|url| redact_url(url)).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The store configuration these settings describe.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            cache: CacheConfig {
+                strategy: self.cache,
+                namespace: self.cache_namespace.clone(),
+                ttl_active_goals: self.ttl_active_goals,
+                ttl_progress: self.ttl_progress,
+                ttl_goal: self.ttl_goal,
+                ttl_missing: self.ttl_missing,
+                local_capacity_bytes: self.local_cache_bytes,
+                redis: RedisConfig {
+                    urls: self.redis_url.clone(),
+                    cluster: self.redis_cluster || self.redis_url.len() > 1,
+                    timeout: self.redis_timeout,
+                    ..RedisConfig::default()
+                },
+                ..CacheConfig::default()
+            },
+            ..StoreConfig::default()
+        }
+    }
+}
+
+/// `redis://user:secret@host/` → `redis://user:<redacted>@host/`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_are_safe() {
-        let config = Config::try_parse_from(["goalstore-sidecar"]).expect("defaults parse");
-        assert!(config.listen.ip().is_loopback());
+        let config = Config::load(["goalstore-sidecar"]).expect("defaults parse");
+        assert!(matches!(config.listen, Listen::Tcp(address) if address.ip().is_loopback()));
         assert_eq!(config.table, TableChoice::Memory);
         assert!(config.consistent_reads);
         assert_eq!(config.cache, Strategy::Local);
+        assert_eq!(config.auth_token, None);
+        assert!(config.max_batch_ids >= 1000);
         let store = config.store_config();
         assert_eq!(store.cache.ttl_active_goals, Duration::from_secs(300));
         assert_eq!(store.cache.ttl_progress, Duration::from_secs(3600));
@@ -158,8 +340,26 @@ mod tests {
     }
 
     #[test]
+    fn table_choices_and_listeners_parse_or_name_the_problem() {
+        assert_eq!(
+            "dynamodb:goals-prod".parse(),
+            Ok(TableChoice::DynamoDb("goals-prod".into()))
+        );
+        assert!("dynamodb:a".parse::<TableChoice>().is_err());
+        assert!("postgres".parse::<TableChoice>().is_err());
+        assert_eq!(
+            "unix:/run/gs.sock".parse(),
+            Ok(Listen::Unix("/run/gs.sock".into()))
+        );
+        assert!("unix:".parse::<Listen>().is_err());
+        let error =
+            Config::load(["goalstore-sidecar", "--table", "redis"]).expect_err("not a table");
+        assert!(error.to_string().contains("--table"), "{error}");
+    }
+
+    #[test]
     fn cluster_urls_are_a_list() {
-        let config = Config::try_parse_from([
+        let config = Config::load([
             "goalstore-sidecar",
             "--cache",
             "tiered",
@@ -171,24 +371,68 @@ mod tests {
         assert_eq!(store.cache.strategy, Strategy::Tiered);
         assert_eq!(store.cache.redis.urls.len(), 2);
         assert!(store.cache.redis.cluster);
-        let error = Config::try_parse_from(["goalstore-sidecar", "--cache", "memcached"])
+        let error = Config::load(["goalstore-sidecar", "--cache", "memcached"])
             .expect_err("not a strategy");
         assert!(error.to_string().contains("--cache"), "{error}");
-        let error = Config::try_parse_from(["goalstore-sidecar", "--ttl-goal", "soon"])
-            .expect_err("not a duration");
+        let error =
+            Config::load(["goalstore-sidecar", "--ttl-goal", "soon"]).expect_err("not a duration");
         assert!(error.to_string().contains("--ttl-goal"), "{error}");
     }
 
     #[test]
-    fn table_choices_parse_or_name_the_problem() {
-        assert_eq!(
-            "dynamodb:goals-prod".parse(),
-            Ok(TableChoice::DynamoDb("goals-prod".into()))
+    fn a_file_fills_in_what_flags_do_not_set() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("goalstore.toml");
+        std::fs::write(
+            &path,
+            "cache = \"tiered\"\nttl_goal = \"2m\"\nredis_url = [\"redis://a:1/\", \"redis://b:2/\"]\nmax_in_flight = 7\n",
+        )?;
+        let config = Config::load([
+            "goalstore-sidecar".into(),
+            "--config".into(),
+            path.clone().into_os_string(),
+            "--max-in-flight".into(),
+            "9".into(),
+        ] as [OsString; 5])?;
+        assert_eq!(config.cache, Strategy::Tiered);
+        assert_eq!(config.ttl_goal, Duration::from_secs(120));
+        assert_eq!(config.redis_url.len(), 2);
+        assert_eq!(config.max_in_flight, 9, "a flag wins over the file");
+
+        std::fs::write(&path, "cache_strategy = \"local\"\n")?;
+        let error = Config::load([
+            "goalstore-sidecar".into(),
+            "--config".into(),
+            path.clone().into_os_string(),
+        ] as [OsString; 3])
+        .expect_err("unknown key");
+        assert!(error.to_string().contains("cache_strategy"), "{error}");
+        std::fs::write(&path, "ttl_goal = \"forever\"\n")?;
+        let error = Config::load([
+            "goalstore-sidecar".into(),
+            "--config".into(),
+            path.into_os_string(),
+        ] as [OsString; 3])
+        .expect_err("bad value");
+        assert!(error.to_string().contains("--ttl-goal"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = Config::load([
+            "goalstore-sidecar",
+            "--auth-token",
+            "s3cret",
+            "--redis-url",
+            "redis://default:hunter2@cache.internal:6379/",
+        ])
+        .expect("valid");
+        let shown = format!("{:?}", config.redacted());
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
         );
-        assert!("dynamodb:a".parse::<TableChoice>().is_err());
-        assert!("postgres".parse::<TableChoice>().is_err());
-        let error = Config::try_parse_from(["goalstore-sidecar", "--table", "redis"])
-            .expect_err("not a table");
-        assert!(error.to_string().contains("--table"), "{error}");
+        assert!(shown.contains("cache.internal"), "{shown}");
     }
 }

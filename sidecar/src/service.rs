@@ -1,24 +1,48 @@
 //! The `goalstore.v1.GoalStore` gRPC service over a [`GoalStore`].
 //!
-//! Thin by design: decode the request (`goalstore::wire`), call the store, encode the answer.
-//! Every error becomes a status through `wire::status_of`, the one place codes are chosen.
+//! Thin by design: admit the call (in-flight limit), decode the request (`goalstore::wire`),
+//! call the store, encode the answer. Every store error becomes a status through
+//! `wire::status_of`, the one place codes are chosen; the limits here are RESOURCE_EXHAUSTED
+//! (too many calls at once) and INVALID_ARGUMENT (too many ids in one call).
 
 use goalstore::wire::{self, status_of};
 use goalstore::{ActivityFilter, GoalStore, PageRequest};
 use goalstore_proto::v1 as pb;
 use goalstore_proto::v1::goal_store_server::GoalStore as GoalStoreRpc;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 /// Serves the store over gRPC.
 #[derive(Debug, Clone)]
 pub struct GoalStoreService {
     store: GoalStore,
+    in_flight: Arc<Semaphore>,
+    max_batch_ids: usize,
+    started: Instant,
 }
 
 impl GoalStoreService {
-    /// A service over `store`.
-    pub fn new(store: GoalStore) -> Self {
-        Self { store }
+    /// A service over `store` admitting `max_in_flight` calls at once and `max_batch_ids` ids
+    /// per BatchGetGoals.
+    pub fn new(store: GoalStore, max_in_flight: usize, max_batch_ids: usize) -> Self {
+        Self {
+            store,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_batch_ids,
+            started: Instant::now(),
+        }
+    }
+
+    /// A place among the calls in flight, or RESOURCE_EXHAUSTED at once when there is none.
+    // Status is large, but this is the one error type every RPC returns anyway.
+    #[allow(clippy::result_large_err)]
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("too many calls in flight; retry with backoff"))
     }
 }
 
@@ -32,6 +56,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::GetGoalRequest>,
     ) -> Result<Response<pb::GetGoalResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let goal = self
             .store
@@ -47,7 +72,15 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::BatchGetGoalsRequest>,
     ) -> Result<Response<pb::BatchGetGoalsResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
+        if r.goal_ids.len() > self.max_batch_ids {
+            return Err(Status::invalid_argument(format!(
+                "invalid argument `goal_ids`: {} ids; at most {} per call",
+                r.goal_ids.len(),
+                self.max_batch_ids
+            )));
+        }
         let batch = self
             .store
             .get_goals(&r.user_id, &r.goal_ids)
@@ -63,6 +96,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::ListActiveGoalsRequest>,
     ) -> Result<Response<pb::ListActiveGoalsResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let goals = self
             .store
@@ -78,6 +112,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::ListGoalsRequest>,
     ) -> Result<Response<pb::ListGoalsResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let filter = wire::goal_filter_of(&r).map_err(fail)?;
         let page = PageRequest {
@@ -99,6 +134,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::CreateGoalRequest>,
     ) -> Result<Response<pb::CreateGoalResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let new = wire::new_goal_of(&r).map_err(fail)?;
         let goal = self
@@ -115,6 +151,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::UpdateGoalResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let update = wire::goal_update_of(&r).map_err(fail)?;
         let goal = self
@@ -131,6 +168,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::ArchiveGoalRequest>,
     ) -> Result<Response<pb::ArchiveGoalResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let goal = self
             .store
@@ -146,6 +184,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::LogActivityRequest>,
     ) -> Result<Response<pb::LogActivityResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let new = wire::new_activity_of(&r).map_err(fail)?;
         let logged = self
@@ -163,6 +202,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let filter = ActivityFilter {
             from: wire::time_bound_of("from", &r.from).map_err(fail)?,
@@ -187,6 +227,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::GetProgressRequest>,
     ) -> Result<Response<pb::GetProgressResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let progress = self
             .store
@@ -202,6 +243,7 @@ impl GoalStoreRpc for GoalStoreService {
         &self,
         request: Request<pb::PublishEventsRequest>,
     ) -> Result<Response<pb::PublishEventsResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = request.into_inner();
         let events = r
             .events
@@ -212,6 +254,30 @@ impl GoalStoreRpc for GoalStoreService {
         let applied = self.store.apply_events(&events).await.map_err(fail)?;
         Ok(Response::new(pb::PublishEventsResponse {
             applied: i32::try_from(applied).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn stats(
+        &self,
+        _request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        let _admitted = self.admit()?;
+        Ok(Response::new(wire::stats_response_of(
+            self.store.strategy(),
+            &self.store.stats(),
+            self.started.elapsed(),
+        )))
+    }
+
+    async fn invalidate_user(
+        &self,
+        request: Request<pb::InvalidateUserRequest>,
+    ) -> Result<Response<pb::InvalidateUserResponse>, Status> {
+        let _admitted = self.admit()?;
+        let r = request.into_inner();
+        let keys = self.store.invalidate_user(&r.user_id).await.map_err(fail)?;
+        Ok(Response::new(pb::InvalidateUserResponse {
+            keys_invalidated: keys as u64,
         }))
     }
 }

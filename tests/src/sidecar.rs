@@ -37,6 +37,15 @@ impl SidecarProcess {
     /// Starts the sidecar on a free loopback port with `env` (plus dummy AWS credentials), and
     /// waits until its health check answers SERVING.
     pub async fn start(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::launch(env, true).await
+    }
+
+    /// Starts the sidecar and waits until its health check answers at all (SERVING or not).
+    pub async fn start_unready(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::launch(env, false).await
+    }
+
+    async fn launch(env: &[(&str, &str)], serving: bool) -> anyhow::Result<Self> {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             listener.local_addr()?.port()
@@ -57,7 +66,7 @@ impl SidecarProcess {
             .kill_on_drop(true);
         let child = command.spawn().context("starting goalstore-sidecar")?;
         let mut sidecar = Self { child, address };
-        sidecar.wait_serving().await?;
+        sidecar.wait_healthy(serving).await?;
         Ok(sidecar)
     }
 
@@ -81,7 +90,7 @@ impl SidecarProcess {
         Ok(self.child.wait().await?)
     }
 
-    async fn wait_serving(&mut self) -> anyhow::Result<()> {
+    async fn wait_healthy(&mut self, serving: bool) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -93,9 +102,9 @@ impl SidecarProcess {
                     service: String::new(),
                 };
                 if let Ok(response) = health.check(request).await {
-                    if response.into_inner().status
-                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                    {
+                    let is_serving = response.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+                    if is_serving || !serving {
                         return Ok(());
                     }
                 }

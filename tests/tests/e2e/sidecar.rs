@@ -334,7 +334,7 @@ async fn an_unreachable_table_is_unavailable() -> anyhow::Result<()> {
         .local_addr()?
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let sidecar = SidecarProcess::start(&[
+    let sidecar = SidecarProcess::start_unready(&[
         ("GOALSTORE_TABLE", "dynamodb:goals"),
         ("GOALSTORE_DYNAMODB_ENDPOINT", endpoint.as_str()),
     ])
