@@ -4,8 +4,12 @@
 //! (`goalstore_tests`) starts and stops the servers.
 
 mod cache;
+mod goalctl;
 mod items;
+mod python;
+mod service;
 mod sidecar;
 mod sidecar_cache;
+mod sidecar_ops;
 mod store;
 mod table;
