@@ -7,5 +7,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 buf lint
+# The contract never breaks silently: compare it with the previous commit's.
+if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then
+  buf breaking --against '.git#ref=HEAD~1'
+fi
 cargo build --locked -p goalstore-sidecar --bins
 cargo test --locked --workspace
