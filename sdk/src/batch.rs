@@ -270,6 +270,7 @@ impl Request {
             self.counters
                 .keys
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
+            metrics::histogram!(crate::metrics::DYNAMODB_BATCH_KEYS).record(keys.len() as f64);
             let failure = match self.table.batch_get_items(&keys).await {
                 Ok(output) => {
                     self.refund();
@@ -294,6 +295,7 @@ impl Request {
                     self.counters
                         .retries_unprocessed
                         .fetch_add(1, Ordering::Relaxed);
+                    retried("unprocessed");
                     TableError::Throttled {
                         code: "UnprocessedKeys".into(),
                         attempts: attempt,
@@ -303,6 +305,7 @@ impl Request {
                     self.counters
                         .retries_throttled
                         .fetch_add(1, Ordering::Relaxed);
+                    retried("throttled");
                     TableError::Throttled {
                         code,
                         attempts: attempt,
@@ -312,6 +315,7 @@ impl Request {
                     self.counters
                         .retries_unavailable
                         .fetch_add(1, Ordering::Relaxed);
+                    retried("unavailable");
                     TableError::Unavailable(message)
                 }
                 Err(error) => {
@@ -350,6 +354,11 @@ impl Request {
         let mut tokens = self.budget.lock().unwrap_or_else(|e| e.into_inner());
         *tokens = (*tokens + 1).min(self.config.retry.budget_tokens);
     }
+}
+
+/// Counts a retry by its reason. (A request that gives up afterwards still counted its reason.)
+fn retried(reason: &'static str) {
+    metrics::counter!(crate::metrics::DYNAMODB_RETRIES, "reason" => reason).increment(1);
 }
 
 fn answer(replies: Vec<Reply>, result: Result<Option<Item>, TableError>) {

@@ -14,6 +14,7 @@ pub mod events;
 pub mod idempotency;
 pub mod item;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod service;

@@ -57,6 +57,8 @@ pub struct StoreConfig {
     pub max_page_size: u32,
     /// The cache in front of the table.
     pub cache: CacheConfig,
+    /// A successful call slower than this is logged as a warning.
+    pub slow_call: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -66,6 +68,7 @@ impl Default for StoreConfig {
             default_page_size: 50,
             max_page_size: 1000,
             cache: CacheConfig::default(),
+            slow_call: std::time::Duration::from_millis(200),
         }
     }
 }
@@ -275,6 +278,7 @@ impl GoalStore {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let cache = Cache::new(config.cache.clone())?;
+        let table: Arc<dyn Table> = Arc::new(crate::table::MeteredTable::new(table));
         let loader = BatchLoader::spawn(table.clone(), config.batch.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -294,6 +298,33 @@ impl GoalStore {
             table: self.inner.table.usage(),
             batch: self.inner.loader.stats(),
         }
+    }
+
+    /// Runs one public call: its latency and outcome become metrics, a failure becomes one log
+    /// line (`op`, `user_id`, `error_type`, `duration` in ms), and so does a slow success.
+    async fn observe<T>(
+        &self,
+        op: &'static str,
+        user_id: &str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let elapsed = started.elapsed();
+        let duration = elapsed.as_secs_f64() * 1000.0;
+        match &result {
+            Ok(_) => {
+                crate::metrics::operation(op, elapsed.as_secs_f64(), "ok");
+                if elapsed > self.inner.config.slow_call {
+                    tracing::warn!(op, user_id, duration, "slow call");
+                }
+            }
+            Err(error) => {
+                crate::metrics::operation(op, elapsed.as_secs_f64(), error.kind());
+                tracing::warn!(op, user_id, error_type = error.kind(), duration, error = %error, "call failed");
+            }
+        }
+        result
     }
 
     /// Whether the table answers: one GetItem of a key no item has.
@@ -317,40 +348,43 @@ impl GoalStore {
     /// Drops every cached entry of a user (active goals, each goal, each goal's progress).
     /// Returns how many keys were dropped.
     pub async fn invalidate_user(&self, user_id: &str) -> Result<usize> {
-        let user = UserId::parse(user_id)?;
-        let Some(cache) = &self.inner.cache else {
-            return Ok(0);
-        };
-        let mut keys = vec![cache.keys().active_goals(&user)];
-        let mut start_after = None;
-        loop {
-            let page = self
-                .inner
-                .table
-                .query(&Query {
-                    pk: crate::keys::user_partition(&user),
-                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
-                    descending: false,
-                    limit: None,
-                    start_after,
-                })
-                .await?;
-            for item in &page.items {
-                let id = crate::table::item_key(item)
-                    .and_then(|key| key.sk.strip_prefix(GOAL_SK_PREFIX).map(str::to_owned))
-                    .and_then(|id| GoalId::parse(&id).ok());
-                if let Some(goal) = id {
-                    keys.push(cache.keys().goal(&user, &goal));
-                    keys.push(cache.keys().progress(&goal));
+        self.observe("invalidate_user", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let Some(cache) = &self.inner.cache else {
+                return Ok(0);
+            };
+            let mut keys = vec![cache.keys().active_goals(&user)];
+            let mut start_after = None;
+            loop {
+                let page = self
+                    .inner
+                    .table
+                    .query(&Query {
+                        pk: crate::keys::user_partition(&user),
+                        sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
+                        descending: false,
+                        limit: None,
+                        start_after,
+                    })
+                    .await?;
+                for item in &page.items {
+                    let id = crate::table::item_key(item)
+                        .and_then(|key| key.sk.strip_prefix(GOAL_SK_PREFIX).map(str::to_owned))
+                        .and_then(|id| GoalId::parse(&id).ok());
+                    if let Some(goal) = id {
+                        keys.push(cache.keys().goal(&user, &goal));
+                        keys.push(cache.keys().progress(&goal));
+                    }
+                }
+                match page.last_sort_key {
+                    Some(last) => start_after = Some(last),
+                    None => break,
                 }
             }
-            match page.last_sort_key {
-                Some(last) => start_after = Some(last),
-                None => break,
-            }
-        }
-        cache.invalidate("invalidate_user", &keys).await;
-        Ok(keys.len())
+            cache.invalidate("invalidate_user", &keys).await;
+            Ok(keys.len())
+        })
+        .await
     }
 
     /// Whether the shared cache tier is unreachable; reads and writes still work from the table.
@@ -374,6 +408,12 @@ impl GoalStore {
 
     /// One goal of a user.
     pub async fn get_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
+        self.observe("get_goal", user_id, self.fetch_goal(user_id, goal_id))
+            .await
+    }
+
+    /// `get_goal` without the metrics and logs of a public call (for calls made within one).
+    async fn fetch_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
         let user = UserId::parse(user_id)?;
         let goal = GoalId::parse(goal_id)?;
         let found = match &self.inner.cache {
@@ -407,48 +447,51 @@ impl GoalStore {
     /// The goals among `goal_ids` that exist, and the ids that do not. Every id is checked
     /// before anything is read; duplicates are read once.
     pub async fn get_goals(&self, user_id: &str, goal_ids: &[String]) -> Result<GoalBatch> {
-        let user = UserId::parse(user_id)?;
-        let mut ids: Vec<GoalId> = Vec::with_capacity(goal_ids.len());
-        let mut seen = std::collections::HashSet::with_capacity(goal_ids.len());
-        for id in goal_ids {
-            let goal = GoalId::parse(id)?;
-            if seen.insert(goal.clone()) {
-                ids.push(goal);
+        self.observe("get_goals", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let mut ids: Vec<GoalId> = Vec::with_capacity(goal_ids.len());
+            let mut seen = std::collections::HashSet::with_capacity(goal_ids.len());
+            for id in goal_ids {
+                let goal = GoalId::parse(id)?;
+                if seen.insert(goal.clone()) {
+                    ids.push(goal);
+                }
             }
-        }
-        let found: Vec<Option<Goal>> = match &self.inner.cache {
-            None => self.load_goals(&user, &ids).await?,
-            Some(cache) => {
-                let keys = ids
-                    .iter()
-                    .map(|goal| cache.keys().goal(&user, goal))
-                    .collect();
-                let store = self.clone();
-                let ids = ids.clone();
-                cache
-                    .read_through_many(keys, codec::decode_goal, move |misses| {
-                        async move {
-                            let wanted: Vec<GoalId> =
-                                misses.iter().map(|i| ids[*i].clone()).collect();
-                            let found = store.load_goals(&user, &wanted).await?;
-                            Ok(found
-                                .iter()
-                                .map(|g| codec::encode_goal(g.as_ref()))
-                                .collect())
-                        }
-                        .boxed()
-                    })
-                    .await?
+            let found: Vec<Option<Goal>> = match &self.inner.cache {
+                None => self.load_goals(&user, &ids).await?,
+                Some(cache) => {
+                    let keys = ids
+                        .iter()
+                        .map(|goal| cache.keys().goal(&user, goal))
+                        .collect();
+                    let store = self.clone();
+                    let ids = ids.clone();
+                    cache
+                        .read_through_many(keys, codec::decode_goal, move |misses| {
+                            async move {
+                                let wanted: Vec<GoalId> =
+                                    misses.iter().map(|i| ids[*i].clone()).collect();
+                                let found = store.load_goals(&user, &wanted).await?;
+                                Ok(found
+                                    .iter()
+                                    .map(|g| codec::encode_goal(g.as_ref()))
+                                    .collect())
+                            }
+                            .boxed()
+                        })
+                        .await?
+                }
+            };
+            let mut batch = GoalBatch::default();
+            for (goal, found) in ids.into_iter().zip(found) {
+                match found {
+                    Some(found) => batch.goals.push(found),
+                    None => batch.missing_goal_ids.push(goal.as_str().to_owned()),
+                }
             }
-        };
-        let mut batch = GoalBatch::default();
-        for (goal, found) in ids.into_iter().zip(found) {
-            match found {
-                Some(found) => batch.goals.push(found),
-                None => batch.missing_goal_ids.push(goal.as_str().to_owned()),
-            }
-        }
-        Ok(batch)
+            Ok(batch)
+        })
+        .await
     }
 
     /// Goals from the table, all queued at once so they form as few BatchGetItems as possible.
@@ -467,20 +510,25 @@ impl GoalStore {
     /// Every active goal of a user, oldest first. Queries the user's partition, not the
     /// `STATUS#active` index (one hot partition for all users).
     pub async fn list_active_goals(&self, user_id: &str) -> Result<Vec<Goal>> {
-        let user = UserId::parse(user_id)?;
-        match &self.inner.cache {
-            None => self.load_active_goals(&user).await,
-            Some(cache) => {
-                let store = self.clone();
-                let key = cache.keys().active_goals(&user);
-                cache
-                    .read_through(key, codec::decode_goals, move || {
-                        async move { Ok(codec::encode_goals(&store.load_active_goals(&user).await?)) }
+        self.observe("list_active_goals", user_id, async {
+            let user = UserId::parse(user_id)?;
+            match &self.inner.cache {
+                None => self.load_active_goals(&user).await,
+                Some(cache) => {
+                    let store = self.clone();
+                    let key = cache.keys().active_goals(&user);
+                    cache
+                        .read_through(key, codec::decode_goals, move || {
+                            async move {
+                                Ok(codec::encode_goals(&store.load_active_goals(&user).await?))
+                            }
                             .boxed()
-                    })
-                    .await
+                        })
+                        .await
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn load_active_goals(&self, user: &UserId) -> Result<Vec<Goal>> {
@@ -519,146 +567,157 @@ impl GoalStore {
         filter: &GoalFilter,
         page: &PageRequest,
     ) -> Result<Page<Goal>> {
-        let user = UserId::parse(user_id)?;
-        let page_size = self.page_size(page)?;
-        let mut start_after = decode_page_token(page.page_token.as_deref(), GOAL_SK_PREFIX)?;
-        let mut goals = Vec::new();
-        loop {
-            let result = self
-                .inner
-                .table
-                .query(&Query {
-                    pk: crate::keys::user_partition(&user),
-                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
-                    descending: false,
-                    limit: Some(page_size.max(100)),
-                    start_after: start_after.clone(),
-                })
-                .await?;
-            let count = result.items.len();
-            for (index, item) in result.items.iter().enumerate() {
-                start_after = crate::table::item_key(item).map(|k| k.sk);
-                if let Some(goal) = decode_goals(std::slice::from_ref(item)).next() {
-                    if filter.matches(&goal) {
-                        goals.push(goal);
+        self.observe("list_goals", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let page_size = self.page_size(page)?;
+            let mut start_after = decode_page_token(page.page_token.as_deref(), GOAL_SK_PREFIX)?;
+            let mut goals = Vec::new();
+            loop {
+                let result = self
+                    .inner
+                    .table
+                    .query(&Query {
+                        pk: crate::keys::user_partition(&user),
+                        sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
+                        descending: false,
+                        limit: Some(page_size.max(100)),
+                        start_after: start_after.clone(),
+                    })
+                    .await?;
+                let count = result.items.len();
+                for (index, item) in result.items.iter().enumerate() {
+                    start_after = crate::table::item_key(item).map(|k| k.sk);
+                    if let Some(goal) = decode_goals(std::slice::from_ref(item)).next() {
+                        if filter.matches(&goal) {
+                            goals.push(goal);
+                        }
+                    }
+                    if goals.len() == page_size as usize {
+                        let more = index + 1 < count || result.last_sort_key.is_some();
+                        return Ok(Page {
+                            items: goals,
+                            next_page_token: more.then(|| encode_page_token(start_after)).flatten(),
+                        });
                     }
                 }
-                if goals.len() == page_size as usize {
-                    let more = index + 1 < count || result.last_sort_key.is_some();
-                    return Ok(Page {
-                        items: goals,
-                        next_page_token: more.then(|| encode_page_token(start_after)).flatten(),
-                    });
+                match result.last_sort_key {
+                    Some(last) => start_after = Some(last),
+                    None => {
+                        return Ok(Page {
+                            items: goals,
+                            next_page_token: None,
+                        })
+                    }
                 }
             }
-            match result.last_sort_key {
-                Some(last) => start_after = Some(last),
-                None => {
-                    return Ok(Page {
-                        items: goals,
-                        next_page_token: None,
-                    })
-                }
-            }
-        }
+        })
+        .await
     }
 
     /// Creates a goal. Refused with `AlreadyExists` when the id is taken.
     pub async fn create_goal(&self, user_id: &str, new: NewGoal) -> Result<Goal> {
-        let user = UserId::parse(user_id)?;
-        let goal_id = match &new.goal_id {
-            Some(id) => GoalId::parse(id)?,
-            None => GoalId::parse(&uuid::Uuid::new_v4().to_string())?,
-        };
-        let request_fingerprint = new
-            .goal_id
-            .is_some()
-            .then(|| idempotency::fingerprint(&new));
-        validate_title(&new.title)?;
-        validate_target(new.goal_pattern, &new.target)?;
-        let status = new.status.unwrap_or(GoalStatus::Active);
-        if !matches!(
-            status,
-            GoalStatus::Draft | GoalStatus::Active | GoalStatus::Paused
-        ) {
-            return Err(Error::invalid(
-                "status",
-                format!("a new goal cannot be {status}; use draft, active or paused"),
-            ));
-        }
-        let now = Timestamp::from_instant(self.now());
-        let mut goal = Goal {
-            goal_id: goal_id.as_str().to_owned(),
-            user_id: user.as_str().to_owned(),
-            title: new.title,
-            description: new.description,
-            category: new.category,
-            icon: new.icon,
-            color: new.color,
-            goal_pattern: new.goal_pattern,
-            target: new.target,
-            schedule: new.schedule,
-            progress: Progress::default(),
-            context: new.context,
-            rewards: new.rewards,
-            status,
-            visibility: new.visibility,
-            created_at: now.clone(),
-            updated_at: now,
-            completed_at: None,
-            archived_at: None,
-            metadata: new.metadata,
-            is_journal_linked: new.is_journal_linked,
-        };
-        goal.progress = crate::progress::compute(&goal, &[], self.now());
-        let item = goal_to_item(&goal)?;
-        let written = match &request_fingerprint {
-            None => {
-                self.inner
-                    .table
-                    .put_item(item, Some(Condition::ItemAbsent))
-                    .await
+        self.observe("create_goal", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal_id = match &new.goal_id {
+                Some(id) => GoalId::parse(id)?,
+                None => GoalId::parse(&uuid::Uuid::new_v4().to_string())?,
+            };
+            let request_fingerprint = new
+                .goal_id
+                .is_some()
+                .then(|| idempotency::fingerprint(&new));
+            validate_title(&new.title)?;
+            validate_target(new.goal_pattern, &new.target)?;
+            let status = new.status.unwrap_or(GoalStatus::Active);
+            if !matches!(
+                status,
+                GoalStatus::Draft | GoalStatus::Active | GoalStatus::Paused
+            ) {
+                return Err(Error::invalid(
+                    "status",
+                    format!("a new goal cannot be {status}; use draft, active or paused"),
+                ));
             }
-            Some(fingerprint) => {
-                let marker = idempotency::marker(
-                    &user,
-                    idempotency::goal_marker_sk(&goal_id),
-                    fingerprint,
-                    self.now(),
-                    &[("goal", &goal)],
-                )?;
-                self.inner
-                    .table
-                    .transact_put(vec![
-                        (item, Some(Condition::ItemAbsent)),
-                        (marker, Some(Condition::ItemAbsent)),
-                    ])
-                    .await
-            }
-        };
-        match written {
-            Ok(()) => {
-                self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
-                    .await;
-                Ok(goal)
-            }
-            Err(TableError::ConditionFailed) => {
-                let sk = idempotency::goal_marker_sk(&goal_id);
-                let repeat = self
-                    .repeat(&user, &sk, request_fingerprint.as_ref())
-                    .await?;
-                if let Some(idempotency::Repeat::Same(first)) = repeat {
-                    if let Some(goal) = idempotency::field(&first, "goal")? {
-                        return Ok(goal);
-                    }
+            let now = Timestamp::from_instant(self.now());
+            let mut goal = Goal {
+                goal_id: goal_id.as_str().to_owned(),
+                user_id: user.as_str().to_owned(),
+                title: new.title,
+                description: new.description,
+                category: new.category,
+                icon: new.icon,
+                color: new.color,
+                goal_pattern: new.goal_pattern,
+                target: new.target,
+                schedule: new.schedule,
+                progress: Progress::default(),
+                context: new.context,
+                rewards: new.rewards,
+                status,
+                visibility: new.visibility,
+                created_at: now.clone(),
+                updated_at: now,
+                completed_at: None,
+                archived_at: None,
+                metadata: new.metadata,
+                is_journal_linked: new.is_journal_linked,
+            };
+            goal.progress = crate::progress::compute(&goal, &[], self.now());
+            let item = goal_to_item(&goal)?;
+            let written = match &request_fingerprint {
+                None => {
+                    self.inner
+                        .table
+                        .put_item(item, Some(Condition::ItemAbsent))
+                        .await
                 }
-                Err(Error::AlreadyExists {
-                    kind: "goal",
-                    id: goal.goal_id,
-                })
+                Some(fingerprint) => {
+                    let marker = idempotency::marker(
+                        &user,
+                        idempotency::goal_marker_sk(&goal_id),
+                        fingerprint,
+                        self.now(),
+                        &[("goal", &goal)],
+                    )?;
+                    self.inner
+                        .table
+                        .transact_put(vec![
+                            (item, Some(Condition::ItemAbsent)),
+                            (marker, Some(Condition::ItemAbsent)),
+                        ])
+                        .await
+                }
+            };
+            match written {
+                Ok(()) => {
+                    self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
+                        .await;
+                    let pattern = goal.goal_pattern.as_str();
+                    metrics::counter!(crate::metrics::GOALS_CREATED, "pattern" => pattern)
+                        .increment(1);
+                    active_goals_changed(None, Some(&goal));
+                    tracing::info!(goalPattern = pattern, op = "create_goal", "Created goal");
+                    Ok(goal)
+                }
+                Err(TableError::ConditionFailed) => {
+                    let sk = idempotency::goal_marker_sk(&goal_id);
+                    let repeat = self
+                        .repeat(&user, &sk, request_fingerprint.as_ref())
+                        .await?;
+                    if let Some(idempotency::Repeat::Same(first)) = repeat {
+                        if let Some(goal) = idempotency::field(&first, "goal")? {
+                            return Ok(goal);
+                        }
+                    }
+                    Err(Error::AlreadyExists {
+                        kind: "goal",
+                        id: goal.goal_id,
+                    })
+                }
+                Err(error) => Err(error.into()),
             }
-            Err(error) => Err(error.into()),
-        }
+        })
+        .await
     }
 
     /// What the marker at `sk` says of a request with `fingerprint`: `None` when there is none.
@@ -691,85 +750,101 @@ impl GoalStore {
         goal_id: &str,
         update: GoalUpdate,
     ) -> Result<Goal> {
-        let user = UserId::parse(user_id)?;
-        let goal = GoalId::parse(goal_id)?;
-        if let Some(title) = &update.title {
-            validate_title(title)?;
-        }
-        if update.status == Some(GoalStatus::Archived) {
-            return Err(Error::invalid(
-                "status",
-                "use ArchiveGoal to archive a goal",
-            ));
-        }
-        let updated = self
-            .modify_goal(&user, &goal, |current, now| {
-                if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
-                    return Err(Error::FailedPrecondition(format!(
-                        "goal `{}` is {} and can no longer be edited",
-                        current.goal_id, current.status
-                    )));
-                }
-                if let Some(pattern) = update.goal_pattern {
-                    if pattern != current.goal_pattern {
-                        return Err(Error::invalid(
-                            "goal_pattern",
-                            format!(
-                                "a goal's pattern cannot change (it is {})",
-                                current.goal_pattern
-                            ),
-                        ));
+        self.observe("update_goal", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal = GoalId::parse(goal_id)?;
+            if let Some(title) = &update.title {
+                validate_title(title)?;
+            }
+            if update.status == Some(GoalStatus::Archived) {
+                return Err(Error::invalid(
+                    "status",
+                    "use ArchiveGoal to archive a goal",
+                ));
+            }
+            let previous = std::sync::Mutex::new(None);
+            let updated = self
+                .modify_goal(&user, &goal, |current, now| {
+                    *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
+                    if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
+                        return Err(Error::FailedPrecondition(format!(
+                            "goal `{}` is {} and can no longer be edited",
+                            current.goal_id, current.status
+                        )));
                     }
-                }
-                if let Some(target) = &update.target {
-                    validate_target(current.goal_pattern, target)?;
-                }
-                let mut goal = current.clone();
-                let update = update.clone();
-                set(&mut goal.title, update.title);
-                set_some(&mut goal.description, update.description);
-                set_some(&mut goal.category, update.category);
-                set_some(&mut goal.icon, update.icon);
-                set_some(&mut goal.color, update.color);
-                set(&mut goal.target, update.target);
-                set_some(&mut goal.schedule, update.schedule);
-                set_some(&mut goal.context, update.context);
-                set_some(&mut goal.rewards, update.rewards);
-                set(&mut goal.visibility, update.visibility);
-                set_some(&mut goal.metadata, update.metadata);
-                set(&mut goal.is_journal_linked, update.is_journal_linked);
-                if let Some(status) = update.status {
-                    if status == GoalStatus::Completed && goal.status != GoalStatus::Completed {
-                        goal.completed_at = Some(Timestamp::from_instant(now));
+                    if let Some(pattern) = update.goal_pattern {
+                        if pattern != current.goal_pattern {
+                            return Err(Error::invalid(
+                                "goal_pattern",
+                                format!(
+                                    "a goal's pattern cannot change (it is {})",
+                                    current.goal_pattern
+                                ),
+                            ));
+                        }
                     }
-                    goal.status = status;
-                }
-                Ok(Some(goal))
-            })
-            .await?;
-        self.invalidate(&user, &goal, &EventKind::GoalUpdated).await;
-        Ok(updated)
+                    if let Some(target) = &update.target {
+                        validate_target(current.goal_pattern, target)?;
+                    }
+                    let mut goal = current.clone();
+                    let update = update.clone();
+                    set(&mut goal.title, update.title);
+                    set_some(&mut goal.description, update.description);
+                    set_some(&mut goal.category, update.category);
+                    set_some(&mut goal.icon, update.icon);
+                    set_some(&mut goal.color, update.color);
+                    set(&mut goal.target, update.target);
+                    set_some(&mut goal.schedule, update.schedule);
+                    set_some(&mut goal.context, update.context);
+                    set_some(&mut goal.rewards, update.rewards);
+                    set(&mut goal.visibility, update.visibility);
+                    set_some(&mut goal.metadata, update.metadata);
+                    set(&mut goal.is_journal_linked, update.is_journal_linked);
+                    if let Some(status) = update.status {
+                        if status == GoalStatus::Completed && goal.status != GoalStatus::Completed {
+                            goal.completed_at = Some(Timestamp::from_instant(now));
+                        }
+                        goal.status = status;
+                    }
+                    Ok(Some(goal))
+                })
+                .await?;
+            self.invalidate(&user, &goal, &EventKind::GoalUpdated).await;
+            let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
+            active_goals_status_changed(updated.goal_pattern, before, updated.status);
+            Ok(updated)
+        })
+        .await
     }
 
     /// Archives a goal (a soft delete). Archiving an archived goal returns it unchanged.
     pub async fn archive_goal(&self, user_id: &str, goal_id: &str) -> Result<Goal> {
-        let user = UserId::parse(user_id)?;
-        let goal = GoalId::parse(goal_id)?;
-        let archived = self
-            .modify_goal(&user, &goal, |current, now| {
-                if current.status == GoalStatus::Archived {
-                    return Ok(None);
-                }
-                let mut goal = current.clone();
-                goal.status = GoalStatus::Archived;
-                goal.archived_at = Some(Timestamp::from_instant(now));
-                Ok(Some(goal))
-            })
-            .await?;
-        // Invalidate even when it was archived already: a cache may hold an older copy.
-        self.invalidate(&user, &goal, &EventKind::GoalArchived)
-            .await;
-        Ok(archived)
+        self.observe("archive_goal", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal = GoalId::parse(goal_id)?;
+            let previous = std::sync::Mutex::new(None);
+            let archived = self
+                .modify_goal(&user, &goal, |current, now| {
+                    *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
+                    if current.status == GoalStatus::Archived {
+                        return Ok(None);
+                    }
+                    let mut goal = current.clone();
+                    goal.status = GoalStatus::Archived;
+                    goal.archived_at = Some(Timestamp::from_instant(now));
+                    Ok(Some(goal))
+                })
+                .await?;
+            let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
+            if before != Some(GoalStatus::Archived) {
+                active_goals_status_changed(archived.goal_pattern, before, archived.status);
+            }
+            // Invalidate even when it was archived already: a cache may hold an older copy.
+            self.invalidate(&user, &goal, &EventKind::GoalArchived)
+                .await;
+            Ok(archived)
+        })
+        .await
     }
 
     /// Records an activity toward an active goal, recomputes the goal's progress and stores it
@@ -780,173 +855,184 @@ impl GoalStore {
         goal_id: &str,
         new: NewActivity,
     ) -> Result<LoggedActivity> {
-        let user = UserId::parse(user_id)?;
-        let goal_id = GoalId::parse(goal_id)?;
-        let activity_id = match &new.activity_id {
-            Some(id) => {
-                validate_id("activity_id", id)?;
-                id.clone()
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
-        if !new.value.is_finite() {
-            return Err(Error::invalid("value", "must be a finite number"));
-        }
-        let now = self.now();
-        if let Some(date) = &new.activity_date {
-            match date.instant() {
-                None => return Err(Error::invalid("activity_date", "is not an ISO-8601 time")),
-                Some(at) if at > now + MAX_ACTIVITY_CLOCK_SKEW => {
-                    return Err(Error::invalid("activity_date", "is in the future"))
+        self.observe("log_activity", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal_id = GoalId::parse(goal_id)?;
+            let activity_id = match &new.activity_id {
+                Some(id) => {
+                    validate_id("activity_id", id)?;
+                    id.clone()
                 }
-                Some(_) => {}
-            }
-        }
-        let request_fingerprint = new
-            .activity_id
-            .is_some()
-            .then(|| idempotency::fingerprint(&new));
-        let marker_sk = idempotency::activity_marker_sk(&goal_id, &activity_id);
-        // A retry of a logged activity returns the first result before anything is checked again.
-        match self
-            .repeat(&user, &marker_sk, request_fingerprint.as_ref())
-            .await?
-        {
-            Some(idempotency::Repeat::Same(first)) => {
-                return self
-                    .replay_activity(&user, &goal_id, &marker_sk, first)
-                    .await
-            }
-            Some(idempotency::Repeat::Different) => {
-                return Err(Error::AlreadyExists {
-                    kind: "activity",
-                    id: activity_id,
-                })
-            }
-            None => {}
-        }
-        let goal = self.get_goal_for_write(&user, &goal_id).await?.0;
-        validate_activity(&goal, &new)?;
-
-        let mut logged_at = now;
-        let mut activity = Activity {
-            activity_id,
-            goal_id: goal_id.as_str().to_owned(),
-            user_id: user.as_str().to_owned(),
-            value: new.value,
-            unit: new.unit.or_else(|| goal.target.unit.clone()),
-            activity_type: new.activity_type,
-            activity_date: new
-                .activity_date
-                .unwrap_or_else(|| Timestamp::from_instant(now)),
-            logged_at: Timestamp::from_instant(now),
-            timezone: new.timezone,
-            location: new.location,
-            context: new.context,
-            note: new.note,
-            attachments: new.attachments,
-            source: new.source,
-            device_info: new.device_info,
-        };
-        // The sort key holds logged_at: two activities of one goal in the same microsecond
-        // would collide, so the later one moves on by a microsecond.
-        let mut written = false;
-        for _ in 0..WRITE_CONFLICT_RETRIES {
-            activity.logged_at = Timestamp::from_instant(logged_at);
-            let item = activity_to_item(&activity)?;
-            let result = match &request_fingerprint {
-                None => {
-                    self.inner
-                        .table
-                        .put_item(item, Some(Condition::ItemAbsent))
-                        .await
-                }
-                Some(fingerprint) => {
-                    let marker = idempotency::marker(
-                        &user,
-                        marker_sk.clone(),
-                        fingerprint,
-                        now,
-                        &[("activity", &activity)],
-                    )?;
-                    self.inner
-                        .table
-                        .transact_put(vec![
-                            (item, Some(Condition::ItemAbsent)),
-                            (marker, Some(Condition::ItemAbsent)),
-                        ])
-                        .await
-                }
+                None => uuid::Uuid::new_v4().to_string(),
             };
-            match result {
-                Ok(()) => {
-                    written = true;
-                    break;
-                }
-                Err(TableError::ConditionFailed) => {
-                    // A concurrent repeat may have won the race for the marker.
-                    match self
-                        .repeat(&user, &marker_sk, request_fingerprint.as_ref())
-                        .await?
-                    {
-                        Some(idempotency::Repeat::Same(first)) => {
-                            return self
-                                .replay_activity(&user, &goal_id, &marker_sk, first)
-                                .await
-                        }
-                        Some(idempotency::Repeat::Different) => {
-                            return Err(Error::AlreadyExists {
-                                kind: "activity",
-                                id: activity.activity_id,
-                            })
-                        }
-                        None => logged_at += Duration::microseconds(1),
+            if !new.value.is_finite() {
+                return Err(Error::invalid("value", "must be a finite number"));
+            }
+            let now = self.now();
+            if let Some(date) = &new.activity_date {
+                match date.instant() {
+                    None => return Err(Error::invalid("activity_date", "is not an ISO-8601 time")),
+                    Some(at) if at > now + MAX_ACTIVITY_CLOCK_SKEW => {
+                        return Err(Error::invalid("activity_date", "is in the future"))
                     }
+                    Some(_) => {}
                 }
-                Err(error) => return Err(error.into()),
             }
-        }
-        if !written {
-            return Err(conflict(&goal_id));
-        }
+            let request_fingerprint = new
+                .activity_id
+                .is_some()
+                .then(|| idempotency::fingerprint(&new));
+            let marker_sk = idempotency::activity_marker_sk(&goal_id, &activity_id);
+            // A retry of a logged activity returns the first result before anything is checked again.
+            match self
+                .repeat(&user, &marker_sk, request_fingerprint.as_ref())
+                .await?
+            {
+                Some(idempotency::Repeat::Same(first)) => {
+                    return self
+                        .replay_activity(&user, &goal_id, &marker_sk, first)
+                        .await
+                }
+                Some(idempotency::Repeat::Different) => {
+                    return Err(Error::AlreadyExists {
+                        kind: "activity",
+                        id: activity_id,
+                    })
+                }
+                None => {}
+            }
+            let goal = self.get_goal_for_write(&user, &goal_id).await?.0;
+            validate_activity(&goal, &new)?;
 
-        let goal = self.update_progress(&user, &goal_id).await?;
-        if let Some(fingerprint) = &request_fingerprint {
-            self.record_result(
-                &user,
-                &marker_sk,
-                fingerprint,
-                now,
-                &activity,
-                &goal.progress,
-            )
-            .await?;
-        }
-        self.invalidate(&user, &goal_id, &EventKind::ActivityLogged)
-            .await;
-        if let Some(cache) = &self.inner.cache {
-            // Write the new progress through. It is read after the lease is taken, so a
-            // concurrent activity's newer progress can never be overwritten by this one.
-            let key = cache.keys().progress(&goal_id);
-            let written = cache
-                .write_through(&key, async {
-                    let (current, _) = self.get_goal_for_write(&user, &goal_id).await?;
-                    let owned = OwnedProgress {
-                        user_id: user.as_str().to_owned(),
-                        progress: current.progress,
-                    };
-                    let bytes = codec::encode_progress(&owned);
-                    Ok(((), bytes))
-                })
-                .await;
-            if let Err(error) = written {
-                tracing::warn!(%error, "could not write progress through; it will be read through");
+            let mut logged_at = now;
+            let mut activity = Activity {
+                activity_id,
+                goal_id: goal_id.as_str().to_owned(),
+                user_id: user.as_str().to_owned(),
+                value: new.value,
+                unit: new.unit.or_else(|| goal.target.unit.clone()),
+                activity_type: new.activity_type,
+                activity_date: new
+                    .activity_date
+                    .unwrap_or_else(|| Timestamp::from_instant(now)),
+                logged_at: Timestamp::from_instant(now),
+                timezone: new.timezone,
+                location: new.location,
+                context: new.context,
+                note: new.note,
+                attachments: new.attachments,
+                source: new.source,
+                device_info: new.device_info,
+            };
+            // The sort key holds logged_at: two activities of one goal in the same microsecond
+            // would collide, so the later one moves on by a microsecond.
+            let mut written = false;
+            for _ in 0..WRITE_CONFLICT_RETRIES {
+                activity.logged_at = Timestamp::from_instant(logged_at);
+                let item = activity_to_item(&activity)?;
+                let result = match &request_fingerprint {
+                    None => {
+                        self.inner
+                            .table
+                            .put_item(item, Some(Condition::ItemAbsent))
+                            .await
+                    }
+                    Some(fingerprint) => {
+                        let marker = idempotency::marker(
+                            &user,
+                            marker_sk.clone(),
+                            fingerprint,
+                            now,
+                            &[("activity", &activity)],
+                        )?;
+                        self.inner
+                            .table
+                            .transact_put(vec![
+                                (item, Some(Condition::ItemAbsent)),
+                                (marker, Some(Condition::ItemAbsent)),
+                            ])
+                            .await
+                    }
+                };
+                match result {
+                    Ok(()) => {
+                        written = true;
+                        break;
+                    }
+                    Err(TableError::ConditionFailed) => {
+                        // A concurrent repeat may have won the race for the marker.
+                        match self
+                            .repeat(&user, &marker_sk, request_fingerprint.as_ref())
+                            .await?
+                        {
+                            Some(idempotency::Repeat::Same(first)) => {
+                                return self
+                                    .replay_activity(&user, &goal_id, &marker_sk, first)
+                                    .await
+                            }
+                            Some(idempotency::Repeat::Different) => {
+                                return Err(Error::AlreadyExists {
+                                    kind: "activity",
+                                    id: activity.activity_id,
+                                })
+                            }
+                            None => logged_at += Duration::microseconds(1),
+                        }
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
-        }
-        Ok(LoggedActivity {
-            activity,
-            progress: goal.progress,
+            if !written {
+                return Err(conflict(&goal_id));
+            }
+
+            let goal = self.update_progress(&user, &goal_id).await?;
+            metrics::counter!(crate::metrics::ACTIVITIES_LOGGED, "pattern" => goal.goal_pattern.as_str())
+                .increment(1);
+            tracing::info!(
+                goalPattern = goal.goal_pattern.as_str(),
+                op = "log_activity",
+                user_id = user.as_str(),
+                "Activity logged"
+            );
+            if let Some(fingerprint) = &request_fingerprint {
+                self.record_result(
+                    &user,
+                    &marker_sk,
+                    fingerprint,
+                    now,
+                    &activity,
+                    &goal.progress,
+                )
+                .await?;
+            }
+            self.invalidate(&user, &goal_id, &EventKind::ActivityLogged)
+                .await;
+            if let Some(cache) = &self.inner.cache {
+                // Write the new progress through. It is read after the lease is taken, so a
+                // concurrent activity's newer progress can never be overwritten by this one.
+                let key = cache.keys().progress(&goal_id);
+                let written = cache
+                    .write_through(&key, async {
+                        let (current, _) = self.get_goal_for_write(&user, &goal_id).await?;
+                        let owned = OwnedProgress {
+                            user_id: user.as_str().to_owned(),
+                            progress: current.progress,
+                        };
+                        let bytes = codec::encode_progress(&owned);
+                        Ok(((), bytes))
+                    })
+                    .await;
+                if let Err(error) = written {
+                    tracing::warn!(%error, "could not write progress through; it will be read through");
+                }
+            }
+            Ok(LoggedActivity {
+                activity,
+                progress: goal.progress,
+            })
         })
+        .await
     }
 
     /// The first result of a repeated LogActivity. When the first call stopped before recording
@@ -1021,82 +1107,88 @@ impl GoalStore {
         filter: &ActivityFilter,
         page: &PageRequest,
     ) -> Result<Page<Activity>> {
-        let user = UserId::parse(user_id)?;
-        let goal = GoalId::parse(goal_id)?;
-        let page_size = self.page_size(page)?;
-        let prefix = activity_sk_prefix(&goal);
-        let bound = |field: &'static str, at: &Option<Timestamp>, open: &str| match at {
-            None => Ok(format!("{prefix}{open}")),
-            Some(at) => at
-                .instant()
-                .map(|instant| format!("{prefix}{}", crate::model::key_form(instant)))
-                .ok_or_else(|| Error::invalid(field, "is not an ISO-8601 time")),
-        };
-        // '0' sorts before every time and '~' after, within the goal's prefix.
-        let low = bound("from", &filter.from, "0")?;
-        let high = bound("to", &filter.to, "~")?;
-        let start_after = decode_page_token(page.page_token.as_deref(), &prefix)?;
-        let result = self
-            .inner
-            .table
-            .query(&Query {
-                pk: crate::keys::user_partition(&user),
-                sort_keys: SortKeyRange::Between { low, high },
-                descending: true,
-                limit: Some(page_size),
-                start_after,
+        self.observe("list_activities", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal = GoalId::parse(goal_id)?;
+            let page_size = self.page_size(page)?;
+            let prefix = activity_sk_prefix(&goal);
+            let bound = |field: &'static str, at: &Option<Timestamp>, open: &str| match at {
+                None => Ok(format!("{prefix}{open}")),
+                Some(at) => at
+                    .instant()
+                    .map(|instant| format!("{prefix}{}", crate::model::key_form(instant)))
+                    .ok_or_else(|| Error::invalid(field, "is not an ISO-8601 time")),
+            };
+            // '0' sorts before every time and '~' after, within the goal's prefix.
+            let low = bound("from", &filter.from, "0")?;
+            let high = bound("to", &filter.to, "~")?;
+            let start_after = decode_page_token(page.page_token.as_deref(), &prefix)?;
+            let result = self
+                .inner
+                .table
+                .query(&Query {
+                    pk: crate::keys::user_partition(&user),
+                    sort_keys: SortKeyRange::Between { low, high },
+                    descending: true,
+                    limit: Some(page_size),
+                    start_after,
+                })
+                .await?;
+            let items = result
+                .items
+                .iter()
+                .filter_map(|item| match activity_from_item(item) {
+                    Ok(activity) => Some(activity),
+                    Err(error) => {
+                        tracing::warn!(%error, "skipping an activity item that does not decode");
+                        None
+                    }
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next_page_token: encode_page_token(result.last_sort_key),
             })
-            .await?;
-        let items = result
-            .items
-            .iter()
-            .filter_map(|item| match activity_from_item(item) {
-                Ok(activity) => Some(activity),
-                Err(error) => {
-                    tracing::warn!(%error, "skipping an activity item that does not decode");
-                    None
-                }
-            })
-            .collect();
-        Ok(Page {
-            items,
-            next_page_token: encode_page_token(result.last_sort_key),
         })
+        .await
     }
 
     /// A goal's progress, computed now from the goal and all of its activities.
     pub async fn get_progress(&self, user_id: &str, goal_id: &str) -> Result<Progress> {
-        let user = UserId::parse(user_id)?;
-        let goal_id = GoalId::parse(goal_id)?;
-        let Some(cache) = &self.inner.cache else {
-            return self.compute_progress(&user, &goal_id).await;
-        };
-        let store = self.clone();
-        let key = cache.keys().progress(&goal_id);
-        let (owner, goal) = (user.clone(), goal_id.clone());
-        let cached = cache
-            .read_through(key, codec::decode_progress, move || {
-                async move {
-                    let progress = store.compute_progress(&owner, &goal).await?;
-                    Ok(codec::encode_progress(&OwnedProgress {
-                        user_id: owner.as_str().to_owned(),
-                        progress,
-                    }))
-                }
-                .boxed()
-            })
-            .await?;
-        if cached.user_id == user.as_str() {
-            Ok(cached.progress)
-        } else {
-            // Goal ids are unique per user only: this entry is another user's goal of the same id.
-            self.compute_progress(&user, &goal_id).await
-        }
+        self.observe("get_progress", user_id, async {
+            let user = UserId::parse(user_id)?;
+            let goal_id = GoalId::parse(goal_id)?;
+            let Some(cache) = &self.inner.cache else {
+                return self.compute_progress(&user, &goal_id).await;
+            };
+            let store = self.clone();
+            let key = cache.keys().progress(&goal_id);
+            let (owner, goal) = (user.clone(), goal_id.clone());
+            let cached = cache
+                .read_through(key, codec::decode_progress, move || {
+                    async move {
+                        let progress = store.compute_progress(&owner, &goal).await?;
+                        Ok(codec::encode_progress(&OwnedProgress {
+                            user_id: owner.as_str().to_owned(),
+                            progress,
+                        }))
+                    }
+                    .boxed()
+                })
+                .await?;
+            if cached.user_id == user.as_str() {
+                Ok(cached.progress)
+            } else {
+                // Goal ids are unique per user only: this entry is another user's goal of the same id.
+                self.compute_progress(&user, &goal_id).await
+            }
+        })
+        .await
     }
 
     async fn compute_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Progress> {
         let (goal, activities) = futures::try_join!(
-            self.get_goal(user.as_str(), goal_id.as_str()),
+            self.fetch_goal(user.as_str(), goal_id.as_str()),
             self.all_activities(user, goal_id)
         )?;
         Ok(crate::progress::compute(&goal, &activities, self.now()))
@@ -1134,25 +1226,28 @@ impl GoalStore {
     /// Applies events from outside. Every event is checked before any is applied; returns how
     /// many were applied. Without a cache there is nothing to invalidate.
     pub async fn apply_events(&self, events: &[Event]) -> Result<usize> {
-        let checked = events
-            .iter()
-            .map(Event::check)
-            .collect::<Result<Vec<_>>>()?;
-        for event in &checked {
-            self.invalidate(&event.user, &event.goal, &event.kind).await;
-            if let (Some(cache), EventKind::ProgressCalculated(progress)) =
-                (&self.inner.cache, &event.kind)
-            {
-                let owned = OwnedProgress {
-                    user_id: event.user.as_str().to_owned(),
-                    progress: progress.clone(),
-                };
-                let key = cache.keys().progress(&event.goal);
-                let bytes = codec::encode_progress(&owned);
-                cache.write_through(&key, async { Ok(((), bytes)) }).await?;
+        self.observe("apply_events", "", async {
+            let checked = events
+                .iter()
+                .map(Event::check)
+                .collect::<Result<Vec<_>>>()?;
+            for event in &checked {
+                self.invalidate(&event.user, &event.goal, &event.kind).await;
+                if let (Some(cache), EventKind::ProgressCalculated(progress)) =
+                    (&self.inner.cache, &event.kind)
+                {
+                    let owned = OwnedProgress {
+                        user_id: event.user.as_str().to_owned(),
+                        progress: progress.clone(),
+                    };
+                    let key = cache.keys().progress(&event.goal);
+                    let bytes = codec::encode_progress(&owned);
+                    cache.write_through(&key, async { Ok(((), bytes)) }).await?;
+                }
             }
-        }
-        Ok(checked.len())
+            Ok(checked.len())
+        })
+        .await
     }
 
     fn page_size(&self, page: &PageRequest) -> Result<u32> {
@@ -1255,6 +1350,31 @@ impl GoalStore {
                 None => return Ok(activities),
             }
         }
+    }
+}
+
+/// Moves the active-goals gauge when a write changes a goal's status.
+fn active_goals_status_changed(
+    pattern: GoalPattern,
+    before: Option<GoalStatus>,
+    after: GoalStatus,
+) {
+    let was = before == Some(GoalStatus::Active);
+    let is = after == GoalStatus::Active;
+    if was != is {
+        let gauge = metrics::gauge!(crate::metrics::ACTIVE_GOALS, "pattern" => pattern.as_str());
+        if is {
+            gauge.increment(1.0);
+        } else {
+            gauge.decrement(1.0);
+        }
+    }
+}
+
+/// A goal came into being (`before` is `None`) or changed.
+fn active_goals_changed(before: Option<&Goal>, after: Option<&Goal>) {
+    if let Some(goal) = after {
+        active_goals_status_changed(goal.goal_pattern, before.map(|g| g.status), goal.status);
     }
 }
 

@@ -111,6 +111,23 @@ pub struct Config {
     #[arg(long, env = "GOALSTORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// Where to serve Prometheus metrics (`GET /metrics`); loopback by default.
+    #[arg(
+        long,
+        env = "GOALSTORE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// A successful call slower than this is logged as a warning.
+    #[arg(long, env = "GOALSTORE_SLOW_CALL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub slow_call: Duration,
+
+    /// Log format: `json` (one object a line, for log queries), `text`, or `auto` (text on a
+    /// terminal, JSON otherwise). Level from RUST_LOG (default info).
+    #[arg(long, env = "GOALSTORE_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
+    pub log_format: String,
+
     /// On SIGTERM/SIGINT, how long in-flight calls may take to finish before the sidecar exits.
     #[arg(long, env = "GOALSTORE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -301,6 +318,7 @@ impl Config {
                 },
                 ..CacheConfig::default()
             },
+            slow_call: self.slow_call,
             ..StoreConfig::default()
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod dynamo;
 pub mod gate;
+pub mod ops;
 pub mod proxy;
 pub mod servers;
 pub mod sidecar;

@@ -14,19 +14,26 @@ use tonic::transport::Channel;
 pub struct SidecarProcess {
     child: Child,
     address: String,
+    metrics_address: String,
 }
 
 /// Where cargo put the sidecar binary: beside this test binary's `deps/` folder.
 pub fn sidecar_binary() -> anyhow::Result<PathBuf> {
+    binary("goalstore-sidecar")
+}
+
+/// Where cargo put the binary `name` of the sidecar package (e.g. `goalctl`): beside this test
+/// binary's `deps/` folder, as the sidecar itself.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .context("test binary has no target/<profile>/deps parent")?;
-    let binary = profile_dir.join("goalstore-sidecar");
+    let binary = profile_dir.join(name);
     if !binary.exists() {
         bail!(
-            "{} is missing: build it with `cargo build -p goalstore-sidecar` (scripts/test.sh does)",
+            "{} is missing: build it with `cargo build -p goalstore-sidecar --bins` (scripts/test.sh does)",
             binary.display()
         );
     }
@@ -46,16 +53,18 @@ impl SidecarProcess {
     }
 
     async fn launch(env: &[(&str, &str)], serving: bool) -> anyhow::Result<Self> {
-        let port = {
+        let free_port = || -> anyhow::Result<u16> {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            listener.local_addr()?.port()
+            Ok(listener.local_addr()?.port())
         };
-        let address = format!("127.0.0.1:{port}");
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let metrics_address = format!("127.0.0.1:{}", free_port()?);
         let mut command = Command::new(sidecar_binary()?);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GOALSTORE_LISTEN", &address)
+            .env("GOALSTORE_METRICS_LISTEN", &metrics_address)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -65,9 +74,18 @@ impl SidecarProcess {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let child = command.spawn().context("starting goalstore-sidecar")?;
-        let mut sidecar = Self { child, address };
+        let mut sidecar = Self {
+            child,
+            address,
+            metrics_address,
+        };
         sidecar.wait_healthy(serving).await?;
         Ok(sidecar)
+    }
+
+    /// `http://127.0.0.1:PORT/metrics`, the Prometheus endpoint.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_address)
     }
 
     /// `http://127.0.0.1:PORT`

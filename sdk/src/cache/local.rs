@@ -181,6 +181,11 @@ impl LocalTier {
         (self.entries.entry_count(), self.entries.weighted_size())
     }
 
+    /// Entries and weight without waiting for pending maintenance (cheap; may lag slightly).
+    pub fn approximate_size(&self) -> (u64, u64) {
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+
     fn jittered(&self, ttl: Duration) -> Duration {
         if self.jitter == 0.0 {
             return ttl;

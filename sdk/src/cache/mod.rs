@@ -224,18 +224,71 @@ struct Counters {
 }
 
 impl Counters {
-    fn lookup(&self, tier: Tier, kind: CacheKind, hit: bool) {
-        self.lookups[tier as usize][kind.index()][usize::from(!hit)]
-            .fetch_add(1, Ordering::Relaxed);
+    fn lookup(&self, metrics: &Metrics, tier: Tier, kind: CacheKind, hit: bool) {
+        let [hits, misses] = &self.lookups[tier as usize][kind.index()];
+        let (hits, misses) = if hit {
+            (
+                hits.fetch_add(1, Ordering::Relaxed) + 1,
+                misses.load(Ordering::Relaxed),
+            )
+        } else {
+            (
+                hits.load(Ordering::Relaxed),
+                misses.fetch_add(1, Ordering::Relaxed) + 1,
+            )
+        };
+        let handles = &metrics.lookups[tier as usize][kind.index()];
+        handles.requests[usize::from(!hit)].increment(1);
+        handles.hit_ratio.set(hits as f64 / (hits + misses) as f64);
     }
 
-    fn fill(&self, landed: bool) {
+    fn fill(&self, metrics: &Metrics, landed: bool) {
         let counter = if landed {
             &self.fills
         } else {
             &self.fills_refused
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        metrics.fills[usize::from(!landed)].increment(1);
+    }
+}
+
+/// Handles of the hot-path metrics, looked up once (a lookup by name per hit would cost more
+/// than the hit itself).
+struct Metrics {
+    lookups: [[LookupMetrics; 3]; 2],
+    /// [stored, refused]
+    fills: [metrics::Counter; 2],
+    local_entries: metrics::Gauge,
+    local_weight: metrics::Gauge,
+}
+
+struct LookupMetrics {
+    /// [hit, miss]
+    requests: [metrics::Counter; 2],
+    hit_ratio: metrics::Gauge,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        use crate::metrics::{
+            CACHE_FILLS, CACHE_HIT_RATIO, CACHE_LOCAL_ENTRIES, CACHE_LOCAL_WEIGHT, CACHE_REQUESTS,
+        };
+        let lookup = |tier: Tier, kind: CacheKind| {
+            LookupMetrics {
+            requests: ["hit", "miss"].map(|result| {
+                metrics::counter!(CACHE_REQUESTS, "tier" => tier.as_str(), "kind" => kind.as_str(), "result" => result)
+            }),
+            hit_ratio: metrics::gauge!(CACHE_HIT_RATIO, "tier" => tier.as_str(), "kind" => kind.as_str()),
+        }
+        };
+        Self {
+            lookups: Tier::ALL.map(|tier| CacheKind::ALL.map(|kind| lookup(tier, kind))),
+            fills: ["stored", "refused"]
+                .map(|result| metrics::counter!(CACHE_FILLS, "result" => result)),
+            local_entries: metrics::gauge!(CACHE_LOCAL_ENTRIES),
+            local_weight: metrics::gauge!(CACHE_LOCAL_WEIGHT),
+        }
     }
 }
 
@@ -251,6 +304,7 @@ pub struct Cache {
     publisher: Option<Publisher>,
     flights: Flights<Result<Bytes, Error>>,
     counters: Counters,
+    metrics: Metrics,
     instance: Arc<str>,
     subscription_broken: AtomicBool,
     tombstone: Bytes,
@@ -316,6 +370,7 @@ impl Cache {
             publisher,
             flights: Flights::default(),
             counters: Counters::default(),
+            metrics: Metrics::new(),
             instance,
             subscription_broken: AtomicBool::new(false),
             tombstone: codec::encode_goal(None),
@@ -478,6 +533,15 @@ impl Cache {
             .unwrap_or_else(|e| e.into_inner())
             .entry(event)
             .or_default() += keys.len() as u64;
+        for (tier, present) in [
+            (Tier::Local, self.local.is_some()),
+            (Tier::Redis, self.redis.is_some()),
+        ] {
+            if present {
+                metrics::counter!(crate::metrics::CACHE_INVALIDATIONS, "event" => event, "tier" => tier.as_str())
+                    .increment(keys.len() as u64);
+            }
+        }
         self.drop_local(keys.iter().map(|k| &*k.text));
         let texts: Vec<Arc<str>> = keys.iter().map(|k| k.text.clone()).collect();
         if let Some(redis) = &self.redis {
@@ -543,7 +607,8 @@ impl Cache {
         if let Some(bytes) = local.get(key) {
             match decode(&bytes) {
                 Ok(value) => {
-                    self.counters.lookup(Tier::Local, key.kind, true);
+                    self.counters
+                        .lookup(&self.metrics, Tier::Local, key.kind, true);
                     return Some(value);
                 }
                 Err(error) => {
@@ -555,7 +620,8 @@ impl Cache {
                 }
             }
         }
-        self.counters.lookup(Tier::Local, key.kind, false);
+        self.counters
+            .lookup(&self.metrics, Tier::Local, key.kind, false);
         None
     }
 
@@ -567,7 +633,8 @@ impl Cache {
         let redis = self.redis.as_ref()?;
         match redis.get(key).await {
             Ok(Some(bytes)) if valid(&bytes) => {
-                self.counters.lookup(Tier::Redis, key.kind, true);
+                self.counters
+                    .lookup(&self.metrics, Tier::Redis, key.kind, true);
                 return Some(bytes);
             }
             Ok(Some(_)) => {
@@ -579,7 +646,8 @@ impl Cache {
             }
             Ok(None) | Err(_) => {}
         }
-        self.counters.lookup(Tier::Redis, key.kind, false);
+        self.counters
+            .lookup(&self.metrics, Tier::Redis, key.kind, false);
         None
     }
 
@@ -595,7 +663,7 @@ impl Cache {
             .complete_fill(key, &lease, bytes, self.ttl_of(key.kind, bytes))
             .await
         {
-            self.counters.fill(landed);
+            self.counters.fill(&self.metrics, landed);
         }
     }
 
@@ -603,7 +671,10 @@ impl Cache {
         if let (Some(local), Some(lease)) = (&self.local, lease) {
             let landed =
                 local.complete_fill(key, lease, bytes.clone(), self.ttl_of(key.kind, bytes));
-            self.counters.fill(landed);
+            self.counters.fill(&self.metrics, landed);
+            let (entries, weight) = local.approximate_size();
+            self.metrics.local_entries.set(entries as f64);
+            self.metrics.local_weight.set(weight as f64);
         }
     }
 
@@ -721,7 +792,9 @@ async fn probe(cache: Weak<Cache>, redis: Arc<RedisTier>) {
         let Some(cache) = cache.upgrade() else {
             return;
         };
-        if redis.is_degraded() {
+        let degraded = redis.is_degraded();
+        metrics::gauge!(crate::metrics::REDIS_DEGRADED).set(if degraded { 1.0 } else { 0.0 });
+        if degraded {
             if let Some(replayed) = redis.recover().await {
                 if let Some(publisher) = &cache.publisher {
                     publisher.publish(replayed);

@@ -291,6 +291,7 @@ impl RedisTier {
             Ok(_) => self.breaker.success(),
             Err(failure) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::REDIS_ERRORS).increment(1);
                 self.breaker.failure();
                 tracing::debug!(%failure, "redis call failed");
             }

@@ -66,16 +66,16 @@ impl DynamoTable {
         &self.table_name
     }
 
-    fn record(&self, capacity: Option<&ConsumedCapacity>) {
+    fn record(&self, operation: Operation, capacity: Option<&ConsumedCapacity>) {
         if let Some(capacity) = capacity {
             let read = capacity.read_capacity_units().unwrap_or(0.0);
             let write = capacity.write_capacity_units().unwrap_or(0.0);
             if read == 0.0 && write == 0.0 {
                 // Some servers report only the total; attribute it by operation later.
                 self.usage
-                    .consumed(capacity.capacity_units().unwrap_or(0.0), 0.0);
+                    .consumed(operation, capacity.capacity_units().unwrap_or(0.0), 0.0);
             } else {
-                self.usage.consumed(read, write);
+                self.usage.consumed(operation, read, write);
             }
         }
     }
@@ -150,7 +150,7 @@ impl Table for DynamoTable {
             .send()
             .await
             .map_err(|e| self.classify(e))?;
-        self.record(output.consumed_capacity());
+        self.record(Operation::GetItem, output.consumed_capacity());
         Ok(output.item)
     }
 
@@ -183,7 +183,7 @@ impl Table for DynamoTable {
             .await
             .map_err(|e| self.classify(e))?;
         for capacity in output.consumed_capacity() {
-            self.record(Some(capacity));
+            self.record(Operation::BatchGetItem, Some(capacity));
         }
         let items = output
             .responses
@@ -223,7 +223,7 @@ impl Table for DynamoTable {
                 .write_capacity_units()
                 .or(capacity.capacity_units())
                 .unwrap_or(0.0);
-            self.usage.consumed(0.0, write);
+            self.usage.consumed(Operation::PutItem, 0.0, write);
         }
         Ok(())
     }
@@ -265,7 +265,8 @@ impl Table for DynamoTable {
                 .write_capacity_units()
                 .or(capacity.capacity_units())
                 .unwrap_or(0.0);
-            self.usage.consumed(0.0, write);
+            self.usage
+                .consumed(Operation::TransactWriteItems, 0.0, write);
         }
         Ok(())
     }
@@ -299,7 +300,7 @@ impl Table for DynamoTable {
             })));
         }
         let output = request.send().await.map_err(|e| self.classify(e))?;
-        self.record(output.consumed_capacity());
+        self.record(Operation::Query, output.consumed_capacity());
         let last_sort_key = output
             .last_evaluated_key
             .as_ref()

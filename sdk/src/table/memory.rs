@@ -183,8 +183,11 @@ impl Table for MemoryTable {
             .get(&key.pk)
             .and_then(|partition| partition.get(&key.sk))
             .cloned();
-        self.usage
-            .consumed(self.read_units(item.as_ref().map_or(0, item_size)), 0.0);
+        self.usage.consumed(
+            Operation::GetItem,
+            self.read_units(item.as_ref().map_or(0, item_size)),
+            0.0,
+        );
         Ok(item)
     }
 
@@ -224,7 +227,7 @@ impl Table for MemoryTable {
                 }
             }
         }
-        self.usage.consumed(units, 0.0);
+        self.usage.consumed(Operation::BatchGetItem, units, 0.0);
         Ok(output)
     }
 
@@ -238,7 +241,7 @@ impl Table for MemoryTable {
         let existing = partition.get(&key.sk);
         let holds = holds(existing, condition.as_ref());
         // DynamoDB charges a refused conditional write as a write.
-        self.usage.consumed(0.0, units);
+        self.usage.consumed(Operation::PutItem, 0.0, units);
         if !holds {
             return Err(TableError::ConditionFailed);
         }
@@ -268,7 +271,8 @@ impl Table for MemoryTable {
             .iter()
             .map(|(_, item, _)| 2.0 * item_size(item).div_ceil(1024).max(1) as f64)
             .sum();
-        self.usage.consumed(0.0, units);
+        self.usage
+            .consumed(Operation::TransactWriteItems, 0.0, units);
         let mut partitions = self.write();
         let all_hold = keyed.iter().all(|(key, _, condition)| {
             let existing = partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
@@ -288,7 +292,8 @@ impl Table for MemoryTable {
             .await?;
         let partitions = self.read();
         let Some(partition) = partitions.get(&query.pk) else {
-            self.usage.consumed(self.read_units(0), 0.0);
+            self.usage
+                .consumed(Operation::Query, self.read_units(0), 0.0);
             return Ok(QueryPage::default());
         };
         let in_range = |sk: &String| match &query.sort_keys {
@@ -320,7 +325,8 @@ impl Table for MemoryTable {
             page.last_sort_key = None;
         }
         // A query is charged on the summed size of the items it read, not per item.
-        self.usage.consumed(self.read_units(bytes), 0.0);
+        self.usage
+            .consumed(Operation::Query, self.read_units(bytes), 0.0);
         Ok(page)
     }
 

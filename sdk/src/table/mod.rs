@@ -10,9 +10,11 @@
 
 mod dynamo;
 mod memory;
+mod metered;
 
 pub use dynamo::DynamoTable;
 pub use memory::{MemoryTable, MemoryTableOptions};
+pub use metered::MeteredTable;
 
 use crate::keys::ItemKey;
 use async_trait::async_trait;
@@ -195,11 +197,22 @@ impl UsageCounters {
         self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn consumed(&self, read_units: f64, write_units: f64) {
+    pub(crate) fn consumed(&self, operation: Operation, read_units: f64, write_units: f64) {
         self.read_milli_units
             .fetch_add(to_milli(read_units), Ordering::Relaxed);
         self.write_milli_units
             .fetch_add(to_milli(write_units), Ordering::Relaxed);
+        // Capacity is fractional (0.5 units per eventually consistent read), so it is kept in a
+        // gauge that only grows; read it with rate()/increase() like a counter.
+        let op = operation.as_str();
+        if read_units > 0.0 {
+            metrics::gauge!(crate::metrics::DYNAMODB_READ_UNITS, "operation" => op)
+                .increment(read_units);
+        }
+        if write_units > 0.0 {
+            metrics::gauge!(crate::metrics::DYNAMODB_WRITE_UNITS, "operation" => op)
+                .increment(write_units);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> TableUsage {

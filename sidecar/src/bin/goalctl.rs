@@ -1,0 +1,744 @@
+//! `goalctl`: the goalstore sidecar from the command line.
+//!
+//! A thin client over [`goalstore::Client`] (so it gets the SDK's deadlines, retries of
+//! UNAVAILABLE and error mapping): create, get, list and archive goals, log activities, read
+//! progress, and the admin calls `stats` and `invalidate-user`. Output is a readable table, or
+//! JSON with `--json` (the model's own serde form, so scripts can rely on the field names).
+//!
+//! ```sh
+//! goalctl create --user u1 --title "Read 20 books" --pattern milestone --target-value 20
+//! goalctl --json progress --user u1 --goal <goal id>
+//! GOALSTORE_ENDPOINT=unix:/run/goalstore.sock goalctl stats
+//! ```
+//!
+//! Errors print `error: <message>` on stderr and exit 1; usage errors exit 2 (clap's convention).
+//!
+//! Output goes through `std::io::Write` rather than `println!` (the workspace lints deny
+//! `print_stdout`, and `println!` panics when the reader of a pipe goes away, e.g. `| head`):
+//! a closed stdout ends the command quietly.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use goalstore::{
+    Client, ClientConfig, Goal, GoalFilter, GoalPattern, GoalService, GoalStatus, NewActivity,
+    NewGoal, Page, PageRequest, Period, Progress, Target, Timestamp,
+};
+use goalstore_proto::v1 as pb;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// Command-line client of the goalstore sidecar: goals, activities, progress, cache admin.
+#[derive(Debug, Parser)]
+#[command(name = "goalctl", version)]
+struct Cli {
+    /// The sidecar: `http://host:port` or `unix:/path/to/socket`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "GOALSTORE_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    endpoint: String,
+
+    /// Bearer token the sidecar requires (its `--auth-token`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "GOALSTORE_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
+    /// Deadline of each call, retries included (e.g. `500ms`, `5s`, `1m`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    timeout: Duration,
+
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a goal.
+    Create(CreateArgs),
+    /// Show one goal.
+    Get(GoalRef),
+    /// List a user's goals (a page at a time), or only the active ones.
+    List(ListArgs),
+    /// Archive a goal (archiving an archived goal is not an error).
+    Archive(GoalRef),
+    /// Log an activity toward a goal and show the goal's new progress.
+    Log(LogArgs),
+    /// Show a goal's progress.
+    Progress(GoalRef),
+    /// Admin: the sidecar's cache and table statistics.
+    Stats,
+    /// Admin: drop every cached entry of a user.
+    InvalidateUser(UserRef),
+}
+
+#[derive(Debug, Args)]
+struct UserRef {
+    /// The user whose cached entries to drop.
+    #[arg(long)]
+    user: String,
+}
+
+#[derive(Debug, Args)]
+struct GoalRef {
+    /// The goal's owner.
+    #[arg(long)]
+    user: String,
+    /// The goal's id.
+    #[arg(long)]
+    goal: String,
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The goal's owner.
+    #[arg(long)]
+    user: String,
+    /// The goal's title.
+    #[arg(long)]
+    title: String,
+    /// How the goal is measured.
+    #[arg(long, value_enum)]
+    pattern: PatternArg,
+    /// The value to reach (or, for a limit, to stay under).
+    #[arg(long, allow_negative_numbers = true)]
+    target_value: f64,
+    /// What is measured, e.g. `count`, `duration`, `weight`.
+    #[arg(long, default_value = "count")]
+    metric: String,
+    /// Unit of the target value, e.g. `steps`, `pages`, `kg`.
+    #[arg(long)]
+    unit: Option<String>,
+    /// Length of one period (recurring and limit goals).
+    #[arg(long, value_enum)]
+    period: Option<PeriodArg>,
+    /// A goal id of your choosing; makes the create safe to retry. Generated when absent.
+    #[arg(long)]
+    id: Option<String>,
+    /// Initial status; active when absent.
+    #[arg(long, value_enum)]
+    status: Option<NewStatusArg>,
+    /// A category, e.g. `health`.
+    #[arg(long)]
+    category: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// The goals' owner.
+    #[arg(long)]
+    user: String,
+    /// Only active goals, from the cached active list (one call, no paging).
+    #[arg(long, conflicts_with_all = ["status", "page_size", "page_token"])]
+    active: bool,
+    /// Only goals with this status.
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+    /// Only goals with this pattern.
+    #[arg(long, value_enum)]
+    pattern: Option<PatternArg>,
+    /// Only goals in this category.
+    #[arg(long)]
+    category: Option<String>,
+    /// At most this many goals (the sidecar's default when absent).
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// The next-page token a previous `list` printed.
+    #[arg(long)]
+    page_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The goal's owner.
+    #[arg(long)]
+    user: String,
+    /// The goal's id.
+    #[arg(long)]
+    goal: String,
+    /// The activity's value (e.g. pages read, minutes, kilograms).
+    #[arg(long, allow_negative_numbers = true)]
+    value: f64,
+    /// An activity id of your choosing; makes the log safe to retry. Generated when absent.
+    #[arg(long)]
+    id: Option<String>,
+    /// When it happened, ISO-8601 (e.g. `2025-01-05T10:00:00Z`); now when absent.
+    #[arg(long, value_parser = parse_timestamp)]
+    date: Option<Timestamp>,
+    /// A free-text note.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+/// A goal pattern on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PatternArg {
+    Recurring,
+    Milestone,
+    Target,
+    Streak,
+    Limit,
+}
+
+impl From<PatternArg> for GoalPattern {
+    fn from(value: PatternArg) -> Self {
+        match value {
+            PatternArg::Recurring => GoalPattern::Recurring,
+            PatternArg::Milestone => GoalPattern::Milestone,
+            PatternArg::Target => GoalPattern::Target,
+            PatternArg::Streak => GoalPattern::Streak,
+            PatternArg::Limit => GoalPattern::Limit,
+        }
+    }
+}
+
+/// A period on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(value: PeriodArg) -> Self {
+        match value {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+            PeriodArg::Quarter => Period::Quarter,
+            PeriodArg::Year => Period::Year,
+        }
+    }
+}
+
+/// The statuses a new goal may start in.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum NewStatusArg {
+    Draft,
+    Active,
+    Paused,
+}
+
+impl From<NewStatusArg> for GoalStatus {
+    fn from(value: NewStatusArg) -> Self {
+        match value {
+            NewStatusArg::Draft => GoalStatus::Draft,
+            NewStatusArg::Active => GoalStatus::Active,
+            NewStatusArg::Paused => GoalStatus::Paused,
+        }
+    }
+}
+
+/// Any goal status, for filtering.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+    Archived,
+}
+
+impl From<StatusArg> for GoalStatus {
+    fn from(value: StatusArg) -> Self {
+        match value {
+            StatusArg::Draft => GoalStatus::Draft,
+            StatusArg::Active => GoalStatus::Active,
+            StatusArg::Paused => GoalStatus::Paused,
+            StatusArg::Completed => GoalStatus::Completed,
+            StatusArg::Archived => GoalStatus::Archived,
+        }
+    }
+}
+
+fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(text)
+        .ok_or_else(|| format!("`{text}` is not an ISO-8601 time, e.g. 2025-01-05T10:00:00Z"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let endpoint = cli.endpoint.clone();
+    match run(cli).await.map_err(|e| at_endpoint(e, &endpoint)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = connect(&cli)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Create(args) => {
+            let mut target = Target {
+                metric: args.metric,
+                value: Some(args.target_value),
+                unit: args.unit,
+                period: args.period.map(Period::from),
+                ..Target::default()
+            };
+            if target.metric.is_empty() {
+                target.metric = "count".into();
+            }
+            let mut new = NewGoal::new(args.title, args.pattern.into(), target);
+            new.goal_id = args.id;
+            new.status = args.status.map(GoalStatus::from);
+            new.category = args.category;
+            let goal = client.create_goal(&args.user, new).await.map_err(fail)?;
+            show_goal(json, &goal)
+        }
+        Command::Get(args) => {
+            let goal = client
+                .get_goal(&args.user, &args.goal)
+                .await
+                .map_err(fail)?;
+            show_goal(json, &goal)
+        }
+        Command::List(args) => {
+            let page = if args.active {
+                let goals = client.list_active_goals(&args.user).await.map_err(fail)?;
+                let pattern = args.pattern.map(GoalPattern::from);
+                let items = goals
+                    .into_iter()
+                    .filter(|g| pattern.is_none_or(|p| g.goal_pattern == p))
+                    .filter(|g| {
+                        args.category
+                            .as_deref()
+                            .is_none_or(|c| g.category.as_deref() == Some(c))
+                    })
+                    .collect();
+                Page {
+                    items,
+                    next_page_token: None,
+                }
+            } else {
+                let filter = GoalFilter {
+                    status: args.status.map(GoalStatus::from),
+                    goal_pattern: args.pattern.map(GoalPattern::from),
+                    category: args.category,
+                };
+                let page = PageRequest {
+                    page_size: args.page_size,
+                    page_token: args.page_token,
+                };
+                client
+                    .list_goals(&args.user, &filter, &page)
+                    .await
+                    .map_err(fail)?
+            };
+            show_goals(json, &page)
+        }
+        Command::Archive(args) => {
+            let goal = client
+                .archive_goal(&args.user, &args.goal)
+                .await
+                .map_err(fail)?;
+            show_goal(json, &goal)
+        }
+        Command::Log(args) => {
+            let mut new = NewActivity::new(args.value);
+            new.activity_id = args.id;
+            new.activity_date = args.date;
+            new.note = args.note;
+            let logged = client
+                .log_activity(&args.user, &args.goal, new)
+                .await
+                .map_err(fail)?;
+            if json {
+                return emit_json(&json!({
+                    "activity": logged.activity,
+                    "progress": logged.progress,
+                }));
+            }
+            let a = &logged.activity;
+            let mut table = key_values();
+            table.add_row(vec!["activity".to_owned(), a.activity_id.clone()]);
+            table.add_row(vec!["goal".to_owned(), a.goal_id.clone()]);
+            table.add_row(vec!["value".to_owned(), with_unit(a.value, &a.unit)]);
+            table.add_row(vec![
+                "activity date".to_owned(),
+                a.activity_date.to_string(),
+            ]);
+            table.add_row(vec!["logged at".to_owned(), a.logged_at.to_string()]);
+            if let Some(note) = &a.note {
+                table.add_row(vec!["note".to_owned(), note.clone()]);
+            }
+            emit(&format!("{table}\nprogress after it:"))?;
+            emit(&progress_table(&logged.progress).to_string())
+        }
+        Command::Progress(args) => {
+            let progress = client
+                .get_progress(&args.user, &args.goal)
+                .await
+                .map_err(fail)?;
+            if json {
+                return emit_json(&progress);
+            }
+            emit(&progress_table(&progress).to_string())
+        }
+        Command::Stats => {
+            let stats = client.stats().await.map_err(fail)?;
+            show_stats(json, &stats)
+        }
+        Command::InvalidateUser(args) => {
+            let keys = client.invalidate_user(&args.user).await.map_err(fail)?;
+            if json {
+                return emit_json(&json!({ "user_id": args.user, "keys_invalidated": keys }));
+            }
+            emit(&format!(
+                "invalidated {keys} cache keys of user {}",
+                args.user
+            ))
+        }
+    }
+}
+
+/// The client for the global options. Connects lazily: a wrong address shows on the first call.
+fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    let endpoint = if cli.endpoint.starts_with("unix:") || cli.endpoint.contains("://") {
+        cli.endpoint.clone()
+    } else {
+        // `host:port` alone means plain HTTP/2, as the sidecar's `--listen` takes it.
+        format!("http://{}", cli.endpoint)
+    };
+    let config = ClientConfig {
+        endpoint,
+        auth_token: cli.token.clone().filter(|t| !t.is_empty()),
+        timeout: cli.timeout,
+        ..ClientConfig::default()
+    };
+    Client::new(config)
+        .map_err(fail)
+        .with_context(|| format!("cannot use endpoint `{}`", cli.endpoint))
+}
+
+/// A store error as the message the user sees, with a hint where one helps.
+fn fail(error: goalstore::Error) -> anyhow::Error {
+    let message = error.to_string();
+    // The SDK has no variant of its own for UNAUTHENTICATED; it arrives as "unavailable:
+    // Unauthenticated: …". Say what to do about it.
+    if message.contains("Unauthenticated") {
+        anyhow::anyhow!(
+            "{message} (authentication failed: pass --token or set GOALSTORE_AUTH_TOKEN)"
+        )
+    } else {
+        anyhow::Error::new(error)
+    }
+}
+
+/// Names the endpoint in an error that may come from not reaching it.
+fn at_endpoint(error: anyhow::Error, endpoint: &str) -> anyhow::Error {
+    match error.downcast_ref::<goalstore::Error>() {
+        Some(goalstore::Error::Unavailable(_)) => error.context(format!("sidecar at {endpoint}")),
+        _ => error,
+    }
+}
+
+// ----- output -----
+
+/// Writes `text` and a newline to stdout; a reader that went away ends the output quietly.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("writing to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `value` as pretty JSON: model values in their serde form (the table's attribute names).
+fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    emit(&serde_json::to_string_pretty(value).context("encoding JSON")?)
+}
+
+/// A two-column table of names and values.
+fn key_values() -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table
+}
+
+fn columns(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header(header);
+    table
+}
+
+fn number(value: f64) -> String {
+    // f64's Display prints the shortest text that reads back exactly: 42.5, 100, 0.1.
+    value.to_string()
+}
+
+fn with_unit(value: f64, unit: &Option<String>) -> String {
+    match unit {
+        Some(unit) if !unit.is_empty() => format!("{} {unit}", number(value)),
+        _ => number(value),
+    }
+}
+
+fn target_text(target: &Target) -> String {
+    let mut text = match target.value {
+        Some(value) => with_unit(value, &target.unit),
+        None => "-".to_owned(),
+    };
+    if let Some(period) = target.period {
+        text.push_str(&format!(" per {period}"));
+    }
+    text
+}
+
+fn percent(progress: &Progress) -> String {
+    format!("{:.1}%", progress.percent_complete)
+}
+
+fn show_goal(json: bool, goal: &Goal) -> anyhow::Result<()> {
+    if json {
+        return emit_json(goal);
+    }
+    let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    let mut table = key_values();
+    let rows: Vec<(&str, String)> = vec![
+        ("goal", goal.goal_id.clone()),
+        ("user", goal.user_id.clone()),
+        ("title", goal.title.clone()),
+        ("pattern", goal.goal_pattern.to_string()),
+        ("status", goal.status.to_string()),
+        ("category", optional(&goal.category)),
+        ("metric", goal.target.metric.clone()),
+        ("target", target_text(&goal.target)),
+        ("progress", percent(&goal.progress)),
+        ("created at", goal.created_at.to_string()),
+        ("updated at", goal.updated_at.to_string()),
+    ];
+    for (name, value) in rows {
+        table.add_row(vec![name.to_owned(), value]);
+    }
+    if let Some(archived_at) = &goal.archived_at {
+        table.add_row(vec!["archived at".to_owned(), archived_at.to_string()]);
+    }
+    if let Some(completed_at) = &goal.completed_at {
+        table.add_row(vec!["completed at".to_owned(), completed_at.to_string()]);
+    }
+    emit(&table.to_string())
+}
+
+fn show_goals(json: bool, page: &Page<Goal>) -> anyhow::Result<()> {
+    if json {
+        return emit_json(&json!({
+            "goals": page.items,
+            "next_page_token": page.next_page_token,
+        }));
+    }
+    if page.items.is_empty() {
+        emit("no goals")?;
+    } else {
+        let mut table = columns(&[
+            "goal", "title", "pattern", "status", "category", "target", "progress",
+        ]);
+        for goal in &page.items {
+            table.add_row(vec![
+                goal.goal_id.clone(),
+                goal.title.clone(),
+                goal.goal_pattern.to_string(),
+                goal.status.to_string(),
+                goal.category.clone().unwrap_or_default(),
+                target_text(&goal.target),
+                percent(&goal.progress),
+            ]);
+        }
+        emit(&table.to_string())?;
+    }
+    if let Some(token) = &page.next_page_token {
+        emit(&format!("more: --page-token {token}"))?;
+    }
+    Ok(())
+}
+
+fn progress_table(progress: &Progress) -> Table {
+    let mut table = key_values();
+    table.add_row(vec!["percent complete".to_owned(), percent(progress)]);
+    let numbers = [
+        ("total accumulated", progress.total_accumulated),
+        ("remaining to goal", progress.remaining_to_goal),
+        ("current period value", progress.current_period_value),
+        ("average value", progress.average_value),
+        ("success rate", progress.success_rate),
+    ];
+    for (name, value) in numbers {
+        if let Some(value) = value {
+            table.add_row(vec![name.to_owned(), number(value)]);
+        }
+    }
+    table.add_row(vec![
+        "streak (current / longest)".to_owned(),
+        format!("{} / {}", progress.current_streak, progress.longest_streak),
+    ]);
+    if let Some(target) = progress.target_streak {
+        table.add_row(vec!["target streak".to_owned(), target.to_string()]);
+    }
+    if let Some(days) = progress.days_over_limit {
+        table.add_row(vec!["days over limit".to_owned(), days.to_string()]);
+    }
+    if let Some(trend) = progress.trend {
+        table.add_row(vec!["trend".to_owned(), trend.to_string()]);
+    }
+    let times = [
+        ("last activity", &progress.last_activity_date),
+        ("projected completion", &progress.projected_completion),
+    ];
+    for (name, value) in times {
+        if let Some(value) = value {
+            table.add_row(vec![name.to_owned(), value.to_string()]);
+        }
+    }
+    if !progress.period_history.is_empty() {
+        table.add_row(vec![
+            "periods (achieved / recorded)".to_owned(),
+            format!(
+                "{} / {}",
+                progress
+                    .period_history
+                    .iter()
+                    .filter(|p| p.achieved)
+                    .count(),
+                progress.period_history.len()
+            ),
+        ]);
+    }
+    table
+}
+
+fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
+    let table_usage = stats.table.clone().unwrap_or_default();
+    if json {
+        let lookups: Vec<Value> = stats
+            .lookups
+            .iter()
+            .map(|l| {
+                json!({
+                    "tier": l.tier,
+                    "kind": l.kind,
+                    "hits": l.hits,
+                    "misses": l.misses,
+                    "hit_ratio": l.hit_ratio,
+                })
+            })
+            .collect();
+        return emit_json(&json!({
+            "cache_strategy": stats.cache_strategy,
+            "degraded": stats.degraded,
+            "uptime_seconds": stats.uptime_seconds,
+            "lookups": lookups,
+            "fills": stats.fills,
+            "fills_refused": stats.fills_refused,
+            "invalidations": stats.invalidations,
+            "decode_failures": stats.decode_failures,
+            "redis_errors": stats.redis_errors,
+            "local_entries": stats.local_entries,
+            "local_weight_bytes": stats.local_weight_bytes,
+            "local_purges": stats.local_purges,
+            "table": {
+                "get_item": table_usage.get_item,
+                "batch_get_item": table_usage.batch_get_item,
+                "put_item": table_usage.put_item,
+                "transact_write_items": table_usage.transact_write_items,
+                "query": table_usage.query,
+                "throttled": table_usage.throttled,
+                "read_units": table_usage.read_units,
+                "write_units": table_usage.write_units,
+            },
+        }));
+    }
+    let mut summary = key_values();
+    let rows: Vec<(&str, String)> = vec![
+        ("cache strategy", stats.cache_strategy.clone()),
+        ("degraded", stats.degraded.to_string()),
+        (
+            "uptime",
+            humantime::format_duration(Duration::from_secs(stats.uptime_seconds)).to_string(),
+        ),
+        ("fills", stats.fills.to_string()),
+        ("fills refused", stats.fills_refused.to_string()),
+        ("decode failures", stats.decode_failures.to_string()),
+        ("redis errors", stats.redis_errors.to_string()),
+        ("local entries", stats.local_entries.to_string()),
+        ("local weight (bytes)", stats.local_weight_bytes.to_string()),
+        ("local purges", stats.local_purges.to_string()),
+    ];
+    for (name, value) in rows {
+        summary.add_row(vec![name.to_owned(), value]);
+    }
+    let mut invalidations: Vec<(&String, &u64)> = stats.invalidations.iter().collect();
+    invalidations.sort();
+    for (event, count) in invalidations {
+        summary.add_row(vec![format!("invalidated by {event}"), count.to_string()]);
+    }
+    emit(&summary.to_string())?;
+
+    if !stats.lookups.is_empty() {
+        let mut lookups = columns(&["tier", "kind", "hits", "misses", "hit ratio"]);
+        for l in &stats.lookups {
+            lookups.add_row(vec![
+                l.tier.clone(),
+                l.kind.clone(),
+                l.hits.to_string(),
+                l.misses.to_string(),
+                format!("{:.1}%", l.hit_ratio * 100.0),
+            ]);
+        }
+        emit(&lookups.to_string())?;
+    }
+
+    let mut usage = columns(&[
+        "get item",
+        "batch get",
+        "put item",
+        "transact write",
+        "query",
+        "throttled",
+        "read units",
+        "write units",
+    ]);
+    usage.add_row(vec![
+        table_usage.get_item.to_string(),
+        table_usage.batch_get_item.to_string(),
+        table_usage.put_item.to_string(),
+        table_usage.transact_write_items.to_string(),
+        table_usage.query.to_string(),
+        table_usage.throttled.to_string(),
+        number(table_usage.read_units),
+        number(table_usage.write_units),
+    ]);
+    emit(&usage.to_string())
+}
