@@ -33,10 +33,10 @@ pub const CACHE_LOCAL_ENTRIES: &str = "goalstore_cache_local_entries";
 pub const CACHE_LOCAL_WEIGHT: &str = "goalstore_cache_local_weight_bytes";
 /// DynamoDB requests by `operation` and `outcome` (`ok`, `throttled`, `condition_failed`, `error`).
 pub const DYNAMODB_REQUESTS: &str = "goalstore_dynamodb_requests_total";
-/// Read capacity units consumed, by `operation`.
-pub const DYNAMODB_READ_UNITS: &str = "goalstore_dynamodb_consumed_read_units_total";
-/// Write capacity units consumed, by `operation`.
-pub const DYNAMODB_WRITE_UNITS: &str = "goalstore_dynamodb_consumed_write_units_total";
+/// Read capacity units consumed, by `operation` (a gauge that only grows: units are fractional).
+pub const DYNAMODB_READ_UNITS: &str = "goalstore_dynamodb_read_units_consumed";
+/// Write capacity units consumed, by `operation` (a gauge that only grows).
+pub const DYNAMODB_WRITE_UNITS: &str = "goalstore_dynamodb_write_units_consumed";
 /// Throttled DynamoDB requests, by `operation`.
 pub const DYNAMODB_THROTTLES: &str = "goalstore_dynamodb_throttles_total";
 /// Retries of BatchGetItem by `reason` (`unprocessed`, `throttled`, `unavailable`).
@@ -166,12 +166,12 @@ pub fn describe() {
         Unit::Count,
         "DynamoDB requests by operation and outcome."
     );
-    describe_counter!(
+    describe_gauge!(
         DYNAMODB_READ_UNITS,
         Unit::Count,
         "DynamoDB read capacity units consumed, by operation."
     );
-    describe_counter!(
+    describe_gauge!(
         DYNAMODB_WRITE_UNITS,
         Unit::Count,
         "DynamoDB write capacity units consumed, by operation."
@@ -210,6 +210,8 @@ pub fn describe() {
     );
 
     for op in OPERATION_NAMES {
+        // Registering a histogram makes its series (all buckets at zero) exist before a sample.
+        let _ = metrics::histogram!(OPERATION_DURATION, "op" => op);
         for outcome in OUTCOMES {
             metrics::counter!(OPERATIONS, "op" => op, "outcome" => outcome).absolute(0);
         }
@@ -239,10 +241,11 @@ pub fn describe() {
             metrics::counter!(DYNAMODB_REQUESTS, "operation" => operation, "outcome" => outcome)
                 .absolute(0);
         }
-        metrics::counter!(DYNAMODB_READ_UNITS, "operation" => operation).absolute(0);
-        metrics::counter!(DYNAMODB_WRITE_UNITS, "operation" => operation).absolute(0);
+        metrics::gauge!(DYNAMODB_READ_UNITS, "operation" => operation).set(0.0);
+        metrics::gauge!(DYNAMODB_WRITE_UNITS, "operation" => operation).set(0.0);
         metrics::counter!(DYNAMODB_THROTTLES, "operation" => operation).absolute(0);
     }
+    let _ = metrics::histogram!(DYNAMODB_BATCH_KEYS);
     for reason in ["unprocessed", "throttled", "unavailable"] {
         metrics::counter!(DYNAMODB_RETRIES, "reason" => reason).absolute(0);
     }

@@ -15,6 +15,8 @@ pub struct SidecarProcess {
     child: Child,
     address: String,
     metrics_address: String,
+    /// Where the process's stdout and stderr go (its logs).
+    log: tempfile::NamedTempFile,
 }
 
 /// Where cargo put the sidecar binary: beside this test binary's `deps/` folder.
@@ -59,6 +61,7 @@ impl SidecarProcess {
         };
         let address = format!("127.0.0.1:{}", free_port()?);
         let metrics_address = format!("127.0.0.1:{}", free_port()?);
+        let log = tempfile::NamedTempFile::new()?;
         let mut command = Command::new(sidecar_binary()?);
         command
             .env_clear()
@@ -72,15 +75,23 @@ impl SidecarProcess {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
             .kill_on_drop(true);
         let child = command.spawn().context("starting goalstore-sidecar")?;
         let mut sidecar = Self {
             child,
             address,
             metrics_address,
+            log,
         };
         sidecar.wait_healthy(serving).await?;
         Ok(sidecar)
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn logs(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(self.log.path())?)
     }
 
     /// `http://127.0.0.1:PORT/metrics`, the Prometheus endpoint.
@@ -112,7 +123,8 @@ impl SidecarProcess {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("goalstore-sidecar exited during start-up: {status}");
+                let logs = self.logs().unwrap_or_default();
+                bail!("goalstore-sidecar exited during start-up: {status}\n{logs}");
             }
             if let Ok(channel) = Channel::from_shared(self.endpoint())?.connect().await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(channel);

@@ -6,6 +6,7 @@
 mod cache;
 mod goalctl;
 mod items;
+mod observability;
 mod python;
 mod service;
 mod sidecar;
