@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, when it is missing: redis-server (Debian), a
-# DynamoDB-compatible server (moto_server, from PyPI moto[server]) and buf (npm @bufbuild/buf).
+# DynamoDB-compatible server (moto_server, from PyPI moto[server]), grpcio and grpcio-tools (PyPI,
+# for the Python client test in tests/python) and buf (npm @bufbuild/buf).
 # Safe to run again: anything already installed is left alone.
 set -euo pipefail
 
@@ -21,6 +22,13 @@ if need moto_server; then
   hash -r
 fi
 
+# The Python client test generates its stubs with grpcio-tools' bundled protoc.
+need_grpcio() { ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; }
+if need_grpcio; then
+  echo "installing grpcio grpcio-tools (pip)" >&2
+  python3 -m pip install --quiet 'grpcio>=1.60' 'grpcio-tools>=1.60'
+fi
+
 if need buf; then
   echo "installing buf (npm)" >&2
   npm install --global --silent @bufbuild/buf@1
@@ -33,3 +41,7 @@ for tool in redis-server moto_server buf; do
     exit 1
   fi
 done
+if need_grpcio; then
+  echo "error: python3 still cannot import grpc and grpc_tools after installing them" >&2
+  exit 1
+fi

@@ -640,7 +640,7 @@ fn progress_table(progress: &Progress) -> Table {
 }
 
 fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
-    let table_usage = stats.table.clone().unwrap_or_default();
+    let table_usage = stats.table.unwrap_or_default();
     if json {
         let lookups: Vec<Value> = stats
             .lookups
