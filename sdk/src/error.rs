@@ -28,6 +28,12 @@ pub enum Error {
     /// The table could not be reached or answered with a server error.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The sidecar refused the caller's credentials (a client-side error; the store never raises it).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The sidecar is at its limit of calls in flight (client-side); retry with backoff.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     /// An item in the table could not be decoded; the table holds something this version cannot read.
     #[error("corrupt item `{key}`: {reason}")]
     CorruptItem { key: String, reason: String },
@@ -51,7 +57,22 @@ impl Error {
             Error::Throttled { .. } => "throttled",
             Error::Unavailable(_) => "unavailable",
             Error::CorruptItem { .. } => "corrupt_item",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::ResourceExhausted(_) => "resource_exhausted",
         }
+    }
+
+    /// Whether the caller caused it (bad input, missing item, a state that refuses the call),
+    /// rather than the store or its dependencies.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArgument { .. }
+                | Error::NotFound { .. }
+                | Error::FailedPrecondition(_)
+                | Error::AlreadyExists { .. }
+                | Error::Unauthenticated(_)
+        )
     }
 }
 

@@ -73,7 +73,7 @@ pub const OPERATION_NAMES: [&str; 13] = [
 ];
 
 /// The `outcome` labels of a store call.
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 10] = [
     "ok",
     "invalid_argument",
     "not_found",
@@ -82,6 +82,8 @@ pub const OUTCOMES: [&str; 8] = [
     "throttled",
     "unavailable",
     "corrupt_item",
+    "unauthenticated",
+    "resource_exhausted",
 ];
 
 /// The DynamoDB operations, as the `operation` label names them.

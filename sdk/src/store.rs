@@ -319,6 +319,10 @@ impl GoalStore {
                     tracing::warn!(op, user_id, duration, "slow call");
                 }
             }
+            Err(error) if error.is_caller_error() => {
+                crate::metrics::operation(op, elapsed.as_secs_f64(), error.kind());
+                tracing::info!(op, user_id, error_type = error.kind(), duration, error = %error, "call failed");
+            }
             Err(error) => {
                 crate::metrics::operation(op, elapsed.as_secs_f64(), error.kind());
                 tracing::warn!(op, user_id, error_type = error.kind(), duration, error = %error, "call failed");

@@ -90,6 +90,8 @@ pub fn status_of(error: &Error) -> Status {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Throttled { .. } | Error::Unavailable(_) => Code::Unavailable,
         Error::CorruptItem { .. } => Code::DataLoss,
+        Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::ResourceExhausted(_) => Code::ResourceExhausted,
     };
     let mut status = Status::new(code, error.to_string());
     let mut put = |name: &'static str, value: &str| {
@@ -147,6 +149,18 @@ pub fn error_of(status: &Status) -> Error {
         Code::Unavailable => Error::Unavailable(
             message
                 .strip_prefix("unavailable: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Code::Unauthenticated => Error::Unauthenticated(
+            message
+                .strip_prefix("unauthenticated: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Code::ResourceExhausted => Error::ResourceExhausted(
+            message
+                .strip_prefix("resource exhausted: ")
                 .unwrap_or(&message)
                 .to_owned(),
         ),
@@ -874,6 +888,8 @@ mod tests {
                 id: "g".into(),
             },
             Error::Unavailable("down".into()),
+            Error::Unauthenticated("no token".into()),
+            Error::ResourceExhausted("too many calls".into()),
         ];
         for error in errors {
             let status = status_of(&error);

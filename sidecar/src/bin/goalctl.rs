@@ -444,15 +444,11 @@ fn connect(cli: &Cli) -> anyhow::Result<Client> {
 
 /// A store error as the message the user sees, with a hint where one helps.
 fn fail(error: goalstore::Error) -> anyhow::Error {
-    let message = error.to_string();
-    // The SDK has no variant of its own for UNAUTHENTICATED; it arrives as "unavailable:
-    // Unauthenticated: …". Say what to do about it.
-    if message.contains("Unauthenticated") {
-        anyhow::anyhow!(
-            "{message} (authentication failed: pass --token or set GOALSTORE_AUTH_TOKEN)"
-        )
-    } else {
-        anyhow::Error::new(error)
+    match &error {
+        goalstore::Error::Unauthenticated(_) => anyhow::anyhow!(
+            "{error} (authentication failed: pass --token or set GOALSTORE_AUTH_TOKEN)"
+        ),
+        _ => anyhow::Error::new(error),
     }
 }
 

@@ -363,7 +363,7 @@ async fn goalctl_needs_the_token_the_sidecar_requires() -> anyhow::Result<()> {
             "{args:?}: {refused:?}"
         );
         assert!(
-            refused.stderr.contains("Unauthenticated"),
+            refused.stderr.contains("unauthenticated"),
             "the server's refusal is shown: {refused:?}"
         );
         assert!(

@@ -87,7 +87,7 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
         ("GOALSTORE_TABLE", table.as_str()),
         ("GOALSTORE_DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("GOALSTORE_LOG_FORMAT", "json"),
-        ("RUST_LOG", "warn"),
+        ("RUST_LOG", "info"),
     ])
     .await?;
 
