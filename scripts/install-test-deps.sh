@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, when it is missing: redis-server (Debian), a
+# Installs what the test suite needs, when it is missing: redis-server and redis-cli (Debian),
+# promtool (Debian prometheus, for the alert rule tests), a
 # DynamoDB-compatible server (moto_server, from PyPI moto[server]), grpcio and grpcio-tools (PyPI,
 # for the Python client test in tests/python) and buf (npm @bufbuild/buf).
 # Safe to run again: anything already installed is left alone.
@@ -14,6 +15,14 @@ if need redis-server; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   # The package starts a system-wide server on 6379; the tests start their own on free ports.
   as_root service redis-server stop >/dev/null 2>&1 || true
+fi
+
+if need redis-cli || need promtool; then
+  echo "installing redis-tools and prometheus (promtool) (apt)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools prometheus >/dev/null
+  # Only promtool is wanted; the tests never talk to a Prometheus server.
+  as_root service prometheus stop >/dev/null 2>&1 || true
 fi
 
 if need moto_server; then
@@ -35,7 +44,7 @@ if need buf; then
   hash -r
 fi
 
-for tool in redis-server moto_server buf; do
+for tool in redis-server redis-cli promtool moto_server buf; do
   if need "$tool"; then
     echo "error: $tool is still not on PATH after installing it" >&2
     exit 1

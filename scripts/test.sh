@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs when missing, checks the proto contract,
-# builds the sidecar binary the end-to-end tests start, and runs every test of the workspace.
+# checks and unit-tests the alert rules, builds the binaries the end-to-end tests start
+# (goalstore-sidecar, goalctl), and runs every test of the workspace.
 # The tests start their own servers (moto_server, redis-server) on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,7 @@ buf lint
 if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then
   buf breaking --against '.git#ref=HEAD~1'
 fi
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 cargo build --locked -p goalstore-sidecar --bins
 cargo test --locked --workspace
