@@ -699,7 +699,7 @@ impl GoalStore {
                     let pattern = goal.goal_pattern.as_str();
                     metrics::counter!(crate::metrics::GOALS_CREATED, "pattern" => pattern)
                         .increment(1);
-                    active_goals_changed(None, Some(&goal));
+                    active_goals_status_changed(goal.goal_pattern, None, goal.status);
                     tracing::info!(goalPattern = pattern, op = "create_goal", "Created goal");
                     Ok(goal)
                 }
@@ -1372,13 +1372,6 @@ fn active_goals_status_changed(
         } else {
             gauge.decrement(1.0);
         }
-    }
-}
-
-/// A goal came into being (`before` is `None`) or changed.
-fn active_goals_changed(before: Option<&Goal>, after: Option<&Goal>) {
-    if let Some(goal) = after {
-        active_goals_status_changed(goal.goal_pattern, before.map(|g| g.status), goal.status);
     }
 }
 
