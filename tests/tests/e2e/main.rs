@@ -4,6 +4,7 @@
 //! (`goalstore_tests`) starts and stops the servers.
 
 mod cache;
+mod client;
 mod goalctl;
 mod items;
 mod observability;
