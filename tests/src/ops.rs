@@ -3,7 +3,7 @@
 //!
 //! Everything listens on 127.0.0.1 and lives until dropped.
 
-use crate::sidecar::sidecar_binary;
+use crate::sidecar::{sidecar_binary, SidecarProcess};
 use anyhow::{bail, Context};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,34 @@ pub fn dead_endpoint() -> anyhow::Result<String> {
         .local_addr()?
         .port();
     Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// How often a sidecar is started when a port it was given is taken.
+const START_ATTEMPTS: u32 = 3;
+
+/// Whether a start-up failure is a port that was free when picked and taken before the sidecar
+/// bound it (by any socket on the machine, client sockets included).
+fn port_was_taken(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("Address already in use")
+}
+
+/// `SidecarProcess::start` (or `start_unready` when `serving` is false), tried again (up to three
+/// times in all) when the process exits during start-up because a port it was given is taken.
+pub async fn start_sidecar(env: &[(&str, &str)], serving: bool) -> anyhow::Result<SidecarProcess> {
+    let mut attempt = 1;
+    loop {
+        let started = if serving {
+            SidecarProcess::start(env).await
+        } else {
+            SidecarProcess::start_unready(env).await
+        };
+        match started {
+            Err(error) if attempt < START_ATTEMPTS && port_was_taken(&error) => {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A TCP forwarder to an upstream that can be told to hold what clients send.
@@ -218,18 +246,37 @@ impl Drop for SilentServer {
 pub struct UnixSidecar {
     child: Child,
     socket: PathBuf,
+    log: tempfile::NamedTempFile,
 }
 
 impl UnixSidecar {
-    /// Starts the sidecar with `GOALSTORE_LISTEN=unix:<socket>` and `env` (plus dummy AWS
-    /// credentials), and waits until the socket accepts connections.
+    /// Starts the sidecar with `GOALSTORE_LISTEN=unix:<socket>`, metrics on a free loopback port
+    /// and `env` (plus dummy AWS credentials), and waits until the socket accepts connections.
     pub async fn start(socket: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::launch(socket, env).await {
+                Err(error) if attempt < START_ATTEMPTS && port_was_taken(&error) => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn launch(socket: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let listen = format!("unix:{}", socket.display());
+        let metrics_port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let log = tempfile::NamedTempFile::new()?;
         let mut command = Command::new(sidecar_binary()?);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GOALSTORE_LISTEN", &listen)
+            .env(
+                "GOALSTORE_METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            )
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -237,14 +284,22 @@ impl UnixSidecar {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
             .kill_on_drop(true);
         let child = command.spawn().context("starting goalstore-sidecar")?;
         let mut sidecar = Self {
             child,
             socket: socket.to_owned(),
+            log,
         };
         sidecar.wait_listening().await?;
         Ok(sidecar)
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn logs(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(self.log.path())?)
     }
 
     /// The socket's path.
@@ -271,7 +326,8 @@ impl UnixSidecar {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("goalstore-sidecar exited during start-up: {status}");
+                let logs = self.logs().unwrap_or_default();
+                bail!("goalstore-sidecar exited during start-up: {status}\n{logs}");
             }
             if tokio::net::UnixStream::connect(&self.socket).await.is_ok() {
                 return Ok(());
