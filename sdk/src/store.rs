@@ -43,6 +43,8 @@ use std::sync::Arc;
 const WRITE_CONFLICT_RETRIES: u32 = 5;
 /// The longest goal title accepted.
 pub const MAX_TITLE_LEN: usize = 200;
+/// The longest free text accepted (a goal's description, an activity's note).
+pub const MAX_TEXT_LEN: usize = 10_000;
 /// How far in the future an activity date may be (clock skew between devices).
 const MAX_ACTIVITY_CLOCK_SKEW: Duration = Duration::minutes(5);
 
@@ -631,6 +633,7 @@ impl GoalStore {
                 .is_some()
                 .then(|| idempotency::fingerprint(&new));
             validate_title(&new.title)?;
+            validate_text("description", new.description.as_ref())?;
             validate_target(new.goal_pattern, &new.target)?;
             let status = new.status.unwrap_or(GoalStatus::Active);
             if !matches!(
@@ -667,7 +670,7 @@ impl GoalStore {
                 is_journal_linked: new.is_journal_linked,
             };
             goal.progress = crate::progress::compute(&goal, &[], self.now());
-            let item = goal_to_item(&goal)?;
+            let item = fits("goal", goal_to_item(&goal)?)?;
             let written = match &request_fingerprint {
                 None => {
                     self.inner
@@ -760,6 +763,7 @@ impl GoalStore {
             if let Some(title) = &update.title {
                 validate_title(title)?;
             }
+            validate_text("description", update.description.as_ref())?;
             if update.status == Some(GoalStatus::Archived) {
                 return Err(Error::invalid(
                     "status",
@@ -872,6 +876,7 @@ impl GoalStore {
             if !new.value.is_finite() {
                 return Err(Error::invalid("value", "must be a finite number"));
             }
+            validate_text("note", new.note.as_ref())?;
             let now = self.now();
             if let Some(date) = &new.activity_date {
                 match date.instant() {
@@ -933,7 +938,7 @@ impl GoalStore {
             let mut written = false;
             for _ in 0..WRITE_CONFLICT_RETRIES {
                 activity.logged_at = Timestamp::from_instant(logged_at);
-                let item = activity_to_item(&activity)?;
+                let item = fits("activity", activity_to_item(&activity)?)?;
                 let result = match &request_fingerprint {
                     None => {
                         self.inner
@@ -1311,7 +1316,7 @@ impl GoalStore {
         match self
             .inner
             .table
-            .put_item(goal_over_item(&goal, item)?, Some(condition))
+            .put_item(fits("goal", goal_over_item(&goal, item)?)?, Some(condition))
             .await
         {
             Ok(()) => Ok(Some(goal)),
@@ -1421,6 +1426,32 @@ fn decode_page_token(token: Option<&str>, prefix: &str) -> Result<Option<String>
         return Err(invalid());
     }
     Ok(Some(sort_key))
+}
+
+/// `item`, if DynamoDB will store it: a caller's oversized value is their mistake, not an outage.
+fn fits(field: &'static str, item: Item) -> Result<Item> {
+    let size = crate::table::item_size(&item);
+    if size > crate::table::MAX_ITEM_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "would be a {size}-byte item; DynamoDB stores at most {} bytes",
+                crate::table::MAX_ITEM_BYTES
+            ),
+        ));
+    }
+    Ok(item)
+}
+
+fn validate_text(field: &'static str, text: Option<&String>) -> Result<()> {
+    let length = text.map_or(0, |t| t.chars().count());
+    if length > MAX_TEXT_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("is {length} characters long; at most {MAX_TEXT_LEN}"),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_title(title: &str) -> Result<()> {

@@ -24,6 +24,7 @@ const REASON: &str = "x-goalstore-reason";
 
 /// Every field an `InvalidArgument` can name; a client maps names back to these.
 const KNOWN_FIELDS: &[&str] = &[
+    "activity",
     "activity_date",
     "activity_id",
     "activity_type",
@@ -35,15 +36,18 @@ const KNOWN_FIELDS: &[&str] = &[
     "completed_at",
     "context",
     "created_at",
+    "description",
     "document",
     "events",
     "events.kind",
     "events.progress",
     "from",
+    "goal",
     "goal_id",
     "goal_ids",
     "goal_pattern",
     "logged_at",
+    "note",
     "page_size",
     "page_token",
     "progress",

@@ -198,19 +198,21 @@ pub async fn run(
         .add_service(reflection_alpha)
         .add_service(goal_store);
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let drained = async {
-        let _ = stopped.await;
-    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // tonic drains gracefully once the incoming stream ends; it gets no signal of its own, since
+    // on a signal it would stop polling (and so keep) the listener until every call finished.
+    let drained = std::future::pending::<()>();
     let server: std::pin::Pin<
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match listener {
-        Listener::Tcp(listener) => {
-            Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained))
-        }
-        Listener::Unix(listener, _) => Box::pin(
-            router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), drained),
-        ),
+        Listener::Tcp(listener) => Box::pin(router.serve_with_incoming_shutdown(
+            until_stopped(TcpListenerStream::new(listener), stopped),
+            drained,
+        )),
+        Listener::Unix(listener, _) => Box::pin(router.serve_with_incoming_shutdown(
+            until_stopped(UnixListenerStream::new(listener), stopped),
+            drained,
+        )),
     };
     let mut server = server;
     let result = tokio::select! {
@@ -221,7 +223,7 @@ pub async fn run(
         Some(result) => result,
         None => {
             tracing::info!(grace = ?options.shutdown_grace, "shutting down: no new calls; draining");
-            let _ = stop.send(());
+            let _ = stop.send(true);
             match tokio::time::timeout(options.shutdown_grace, server).await {
                 Ok(result) => result,
                 Err(_) => {
@@ -233,6 +235,28 @@ pub async fn run(
     };
     probe.abort();
     Ok(result?)
+}
+
+/// The connections `incoming` accepts, until `stopped` turns true; then the stream ends and drops
+/// the listener, so new clients are refused at once (UNAVAILABLE) instead of being accepted by the
+/// kernel and never served while in-flight calls drain.
+fn until_stopped<S>(
+    incoming: S,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> impl tokio_stream::Stream<Item = S::Item>
+where
+    S: tokio_stream::Stream + Unpin,
+{
+    futures::stream::unfold(
+        (incoming, stopped),
+        |(mut incoming, mut stopped)| async move {
+            let next = tokio::select! {
+                next = tokio_stream::StreamExt::next(&mut incoming) => next,
+                _ = stopped.wait_for(|stop| *stop) => None,
+            };
+            next.map(|connection| (connection, (incoming, stopped)))
+        },
+    )
 }
 
 /// Reports SERVING once the table has answered.

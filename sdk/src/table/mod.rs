@@ -14,6 +14,14 @@ mod metered;
 
 pub use dynamo::DynamoTable;
 pub use memory::{MemoryTable, MemoryTableOptions};
+
+/// DynamoDB's limit on one item's size.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// An item's size as DynamoDB counts it (attribute names plus values).
+pub fn item_size(item: &Item) -> usize {
+    memory::item_size(item)
+}
 pub use metered::MeteredTable;
 
 use crate::keys::ItemKey;

@@ -1653,7 +1653,6 @@ async fn nothing_a_caller_sends_is_internal_or_unknown() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "product bug: an item over DynamoDB's 400 KB limit is UNAVAILABLE (retryable), not INVALID_ARGUMENT"]
 async fn a_value_too_large_for_the_table_is_an_invalid_argument() -> anyhow::Result<()> {
     let t = DynamoStore::start().await?;
     let sidecar = sidecar_over(&t, &t.proxy.endpoint(), &[]).await?;
@@ -1699,8 +1698,7 @@ async fn a_value_too_large_for_the_table_is_an_invalid_argument() -> anyhow::Res
     ];
     for (what, outcome, field) in outcomes {
         let status = outcome.expect_err("an item over 400 KB cannot be written");
-        // Today: UNAVAILABLE "the table rejected the request: ValidationException: Item size
-        // has exceeded the maximum allowed size", which clients retry.
+        // Not UNAVAILABLE from DynamoDB's ValidationException, which clients would retry.
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
         assert!(
             status.message().contains(field),
@@ -1883,10 +1881,9 @@ async fn sigterm_under_load_drains_in_flight_calls_and_exits_0() -> anyhow::Resu
     // failures are tolerated here because the sidecar never received those calls:
     // - CANCELLED "operation was canceled" (hyper: connection closed): the call was handed to a
     //   connection the sidecar was closing, and never sent;
-    // - UNKNOWN "transport error" (ConnectionReset or BrokenPipe): the call reconnected during
-    //   the drain to the still-bound listener, waited for the whole drain and was reset when
-    //   the process exited. That is a product bug, asserted by
-    //   `new_connections_are_refused_during_the_drain`.
+    // - UNKNOWN "transport error" (ConnectionReset or BrokenPipe): the call raced the listener's
+    //   closing and was reset (`new_connections_are_refused_during_the_drain` asserts that a
+    //   connection attempted after the drain began is refused outright).
     let late: Vec<String> = calls
         .iter()
         .filter(|c| c.started >= term)
@@ -1956,7 +1953,6 @@ async fn the_grace_period_bounds_the_drain() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "product bug: the listener stays bound during the drain; new connections hang, then are reset (UNKNOWN)"]
 async fn new_connections_are_refused_during_the_drain() -> anyhow::Result<()> {
     let t = DynamoStore::start().await?;
     let gate = GatedProxy::start(&t.proxy.endpoint()).await?;
@@ -2009,8 +2005,8 @@ async fn new_connections_are_refused_during_the_drain() -> anyhow::Result<()> {
     assert!(status.success(), "exit status {status}");
     tokio::time::timeout(Duration::from_secs(5), held).await???;
 
-    // Today the TCP handshake succeeds (the listener is still bound) and the call waits for
-    // the whole drain, then fails with UNKNOWN "transport error" (ConnectionReset).
+    // The listener is gone: no handshake is accepted that would wait out the whole drain and
+    // then fail with UNKNOWN "transport error".
     assert!(
         connect.is_err(),
         "a TCP connection was accepted during the drain"
