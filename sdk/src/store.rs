@@ -671,30 +671,19 @@ impl GoalStore {
             };
             goal.progress = crate::progress::compute(&goal, &[], self.now());
             let item = fits("goal", goal_to_item(&goal)?)?;
-            let written = match &request_fingerprint {
-                None => {
-                    self.inner
-                        .table
-                        .put_item(item, Some(Condition::ItemAbsent))
-                        .await
-                }
-                Some(fingerprint) => {
-                    let marker = idempotency::marker(
+            let marker = request_fingerprint
+                .as_ref()
+                .map(|fingerprint| {
+                    idempotency::marker(
                         &user,
                         idempotency::goal_marker_sk(&goal_id),
                         fingerprint,
                         self.now(),
                         &[("goal", &goal)],
-                    )?;
-                    self.inner
-                        .table
-                        .transact_put(vec![
-                            (item, Some(Condition::ItemAbsent)),
-                            (marker, Some(Condition::ItemAbsent)),
-                        ])
-                        .await
-                }
-            };
+                    )
+                })
+                .transpose()?;
+            let written = self.put_new(item, marker).await;
             match written {
                 Ok(()) => {
                     self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
@@ -725,6 +714,28 @@ impl GoalStore {
             }
         })
         .await
+    }
+
+    /// Writes a new item where none is, with its idempotency marker (in one transaction) when the
+    /// request carries an id.
+    async fn put_new(&self, item: Item, marker: Option<Item>) -> Result<(), TableError> {
+        match marker {
+            None => {
+                self.inner
+                    .table
+                    .put_item(item, Some(Condition::ItemAbsent))
+                    .await
+            }
+            Some(marker) => {
+                self.inner
+                    .table
+                    .transact_put(vec![
+                        (item, Some(Condition::ItemAbsent)),
+                        (marker, Some(Condition::ItemAbsent)),
+                    ])
+                    .await
+            }
+        }
     }
 
     /// What the marker at `sk` says of a request with `fingerprint`: `None` when there is none.
@@ -939,30 +950,19 @@ impl GoalStore {
             for _ in 0..WRITE_CONFLICT_RETRIES {
                 activity.logged_at = Timestamp::from_instant(logged_at);
                 let item = fits("activity", activity_to_item(&activity)?)?;
-                let result = match &request_fingerprint {
-                    None => {
-                        self.inner
-                            .table
-                            .put_item(item, Some(Condition::ItemAbsent))
-                            .await
-                    }
-                    Some(fingerprint) => {
-                        let marker = idempotency::marker(
+                let marker = request_fingerprint
+                    .as_ref()
+                    .map(|fingerprint| {
+                        idempotency::marker(
                             &user,
                             marker_sk.clone(),
                             fingerprint,
                             now,
                             &[("activity", &activity)],
-                        )?;
-                        self.inner
-                            .table
-                            .transact_put(vec![
-                                (item, Some(Condition::ItemAbsent)),
-                                (marker, Some(Condition::ItemAbsent)),
-                            ])
-                            .await
-                    }
-                };
+                        )
+                    })
+                    .transpose()?;
+                let result = self.put_new(item, marker).await;
                 match result {
                     Ok(()) => {
                         written = true;
