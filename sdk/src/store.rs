@@ -310,10 +310,26 @@ impl GoalStore {
         user_id: &str,
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
+        // `store.<op>` as the exported span's name; the tracing name is one static "store".
+        // Nothing here is evaluated unless a layer records the span.
+        let span = tracing::info_span!(
+            "store",
+            otel.name = format!("store.{op}"),
+            op,
+            user_id,
+            error_type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
-        let result = call.await;
+        let result = tracing::Instrument::instrument(call, span.clone()).await;
         let elapsed = started.elapsed();
         let duration = elapsed.as_secs_f64() * 1000.0;
+        if let Err(error) = &result {
+            span.record("error_type", error.kind());
+            if !error.is_caller_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         match &result {
             Ok(_) => {
                 crate::metrics::operation(op, elapsed.as_secs_f64(), "ok");

@@ -128,6 +128,19 @@ pub struct Config {
     #[arg(long, env = "GOALSTORE_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
     pub log_format: String,
 
+    /// An OTLP/gRPC collector to export tracing spans to (one per RPC, store call, DynamoDB
+    /// request and Redis call), e.g. `http://127.0.0.1:4317`. Unset: no spans are exported.
+    #[arg(long, env = "GOALSTORE_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of the exported spans.
+    #[arg(
+        long,
+        env = "GOALSTORE_OTLP_SERVICE_NAME",
+        default_value = "goalstore-sidecar"
+    )]
+    pub otlp_service_name: String,
+
     /// On SIGTERM/SIGINT, how long in-flight calls may take to finish before the sidecar exits.
     #[arg(long, env = "GOALSTORE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -189,6 +202,20 @@ impl FromStr for TableChoice {
                 "`{text}` is neither `memory` nor `dynamodb:<table name>`"
             )),
         }
+    }
+}
+
+/// An `http://host:port` collector address (no TLS in this build: a local collector or agent).
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: tonic::transport::Uri = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a URL like http://127.0.0.1:4317"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(_)) => Ok(text.to_owned()),
+        (Some("https"), _) => Err(format!(
+            "`{text}`: TLS is not supported; export to a local collector over http://"
+        )),
+        _ => Err(format!("`{text}` is not a URL like http://127.0.0.1:4317")),
     }
 }
 
@@ -295,6 +322,7 @@ impl Config {
         Self {
             auth_token: self.auth_token.as_ref().map(|_| "<redacted>".into()),
             redis_url: self.redis_url.iter().map(|url| redact_url(url)).collect(),
+            otlp_endpoint: self.otlp_endpoint.as_deref().map(redact_url),
             ..self.clone()
         }
     }
@@ -355,6 +383,30 @@ mod tests {
         assert_eq!(store.cache.ttl_active_goals, Duration::from_secs(300));
         assert_eq!(store.cache.ttl_progress, Duration::from_secs(3600));
         assert_eq!(store.cache.ttl_missing, Duration::from_secs(30));
+        assert_eq!(config.otlp_endpoint, None, "no span export unless asked");
+        assert_eq!(config.otlp_service_name, "goalstore-sidecar");
+    }
+
+    #[test]
+    fn otlp_endpoints_are_plain_http_urls() {
+        let config = Config::load([
+            "goalstore-sidecar",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4317",
+            "--otlp-service-name",
+            "goals-eu",
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.otlp_service_name, "goals-eu");
+        for bad in ["127.0.0.1:4317", "https://collector:4317", "not a url"] {
+            let error = Config::load(["goalstore-sidecar", "--otlp-endpoint", bad])
+                .expect_err("not a plain http URL");
+            assert!(error.to_string().contains("--otlp-endpoint"), "{error}");
+        }
     }
 
     #[test]

@@ -15,7 +15,13 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    init_logs(&config.log_format);
+    let spans = match init_logs(&config) {
+        Ok(spans) => spans,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(2);
+        }
+    };
     tracing::info!(config = ?config.redacted(), "effective configuration");
     // Before the store: the cache keeps handles to its counters.
     let metrics = goalstore_sidecar::metrics_endpoint::install_recorder()?;
@@ -48,33 +54,85 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    server::run(listener, store, options, shutdown_signal()).await?;
+    let served = server::run(listener, store, options, shutdown_signal()).await;
     let _ = stop_metrics.send(());
     let _ = metrics_server.await;
+    if let Some(provider) = spans {
+        // Exports what is still queued. Off the runtime's workers: shutdown blocks until the
+        // batch task, which runs on them, has answered.
+        let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        if let Ok(Err(error)) = flushed {
+            tracing::warn!(%error, "could not flush the last spans");
+        }
+    }
+    served?;
     tracing::info!("goalstore sidecar stopped");
     Ok(())
 }
 
 /// Structured logs: JSON for log queries (`op`, `user_id`, `error_type`, `duration`), or text for
-/// a person at a terminal.
-fn init_logs(format: &str) {
+/// a person at a terminal. With GOALSTORE_OTLP_ENDPOINT, goalstore's spans (per RPC, store call,
+/// DynamoDB request, Redis call) are also exported over OTLP/gRPC by a batch processor on the
+/// runtime; the returned provider flushes them at exit.
+///
+/// Logs never include those spans (their lines stay as they were), so without an exporter no layer
+/// wants them and each costs one cached callsite check. The export follows its own filter, not
+/// RUST_LOG: goalstore's spans and the events inside them, at info and above.
+fn init_logs(config: &Config) -> anyhow::Result<Option<opentelemetry_sdk::trace::TracerProvider>> {
     use std::io::IsTerminal;
+    use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, Registry};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match format {
+    let json = match config.log_format.as_str() {
         "json" => true,
         "text" => false,
         _ => !std::io::stdout().is_terminal(),
     };
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
+    let logs = tracing_subscriber::fmt::layer();
+    let logs = if json {
         logs.json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
+            .boxed()
     } else {
-        logs.init();
-    }
+        logs.boxed()
+    };
+    let own_span =
+        |meta: &tracing::Metadata<'_>| meta.is_span() && meta.target().starts_with("goalstore");
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![logs
+        .with_filter(filter.and(filter_fn(move |meta| !own_span(meta))))
+        .boxed()];
+    let provider = match &config.otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            use opentelemetry::trace::TracerProvider as _;
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .with_context(|| format!("GOALSTORE_OTLP_ENDPOINT={endpoint}"))?;
+            let resource =
+                opentelemetry_sdk::Resource::new_with_defaults([opentelemetry::KeyValue::new(
+                    "service.name",
+                    config.otlp_service_name.clone(),
+                )]);
+            let provider = opentelemetry_sdk::trace::TracerProvider::builder()
+                .with_batch_exporter(exporter, opentelemetry_sdk::runtime::Tokio)
+                .with_resource(resource)
+                .build();
+            let spans = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("goalstore-sidecar"))
+                .with_filter(Targets::new().with_target("goalstore", LevelFilter::INFO));
+            layers.push(spans.boxed());
+            Some(provider)
+        }
+    };
+    tracing_subscriber::registry().with(layers).init();
+    Ok(provider)
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -268,8 +268,9 @@ impl RedisTier {
         Ok(connection)
     }
 
-    /// Runs one call under the breaker and the timeout.
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, RedisFailure>
+    /// Runs one call (`name`, the command, names its span `redis.<name>`) under the breaker and
+    /// the timeout.
+    async fn call<T, F, Fut>(&self, name: &'static str, call: F) -> Result<T, RedisFailure>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
@@ -277,19 +278,35 @@ impl RedisTier {
         if !self.breaker.allow() {
             return Err(RedisFailure::Open);
         }
-        let result = match self.connection().await {
-            Ok(connection) => {
-                match tokio::time::timeout(self.config.timeout, call(connection)).await {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(error)) => Err(RedisFailure::Redis(error.to_string())),
-                    Err(_) => Err(RedisFailure::Timeout(self.config.timeout)),
+        // Nothing here is evaluated unless a layer records the span.
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = format!("redis.{name}"),
+            otel.kind = "client",
+            db.system = "redis",
+            db.operation = name,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = tracing::Instrument::instrument(
+            async {
+                match self.connection().await {
+                    Ok(connection) => {
+                        match tokio::time::timeout(self.config.timeout, call(connection)).await {
+                            Ok(Ok(value)) => Ok(value),
+                            Ok(Err(error)) => Err(RedisFailure::Redis(error.to_string())),
+                            Err(_) => Err(RedisFailure::Timeout(self.config.timeout)),
+                        }
+                    }
+                    Err(failure) => Err(failure),
                 }
-            }
-            Err(failure) => Err(failure),
-        };
+            },
+            span.clone(),
+        )
+        .await;
         match &result {
             Ok(_) => self.breaker.success(),
             Err(failure) => {
+                span.record("otel.status_code", "ERROR");
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(crate::metrics::REDIS_ERRORS).increment(1);
                 self.breaker.failure();
@@ -306,7 +323,9 @@ impl RedisTier {
         }
         let text = key.text.clone();
         let value: Option<Vec<u8>> = self
-            .call(|mut c| async move { redis::cmd("GET").arg(&*text).query_async(&mut c).await })
+            .call("GET", |mut c| async move {
+                redis::cmd("GET").arg(&*text).query_async(&mut c).await
+            })
             .await?;
         Ok(value.map(Bytes::from))
     }
@@ -320,7 +339,7 @@ impl RedisTier {
         let lease_key = key.lease();
         let lease_ms = self.config.lease_ttl.as_millis() as u64;
         let value = token.clone();
-        self.call(|mut c| async move {
+        self.call("SET", |mut c| async move {
             redis::cmd("SET")
                 .arg(&lease_key)
                 .arg(&value)
@@ -350,7 +369,9 @@ impl RedisTier {
             .arg(bytes.as_ref())
             .arg(ttl_ms);
         let landed: i64 = self
-            .call(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .call("EVALSHA", |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
             .await?;
         Ok(landed == 1)
     }
@@ -378,7 +399,7 @@ impl RedisTier {
         // One DEL per key: a key and its lease share a slot, different keys may not.
         let deletes = keys.iter().map(|key| {
             let key = key.clone();
-            self.call(move |mut c| async move {
+            self.call("DEL", move |mut c| async move {
                 redis::cmd("DEL")
                     .arg(&*key)
                     .arg(format!("{key}:lease"))
@@ -420,7 +441,9 @@ impl RedisTier {
             return None;
         }
         let ping: Result<String, _> = self
-            .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .call("PING", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
             .await;
         if ping.is_err() {
             return None;
@@ -497,7 +520,7 @@ impl RedisTier {
             return true;
         }
         let result = self
-            .call(|c| async move {
+            .call("SUBSCRIBE", |c| async move {
                 match c {
                     Connection::Standalone(mut m) => m.subscribe(&channel).await,
                     Connection::Cluster(mut c) => c.ssubscribe(&channel).await,
@@ -535,7 +558,7 @@ impl RedisTier {
         } else {
             "PUBLISH"
         };
-        self.call(|mut c| async move {
+        self.call(command, |mut c| async move {
             redis::cmd(command)
                 .arg(&channel)
                 .arg(&payload)

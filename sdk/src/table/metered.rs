@@ -8,6 +8,7 @@ use crate::keys::ItemKey;
 use crate::metrics::{DYNAMODB_REQUESTS, DYNAMODB_THROTTLES};
 use async_trait::async_trait;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A table whose requests become metrics.
 #[derive(Debug)]
@@ -22,13 +23,31 @@ impl MeteredTable {
     }
 }
 
-fn record<T>(operation: Operation, result: &Result<T, TableError>) {
+/// The span of one request, `dynamodb.<Operation>`; free unless a layer records it.
+macro_rules! request_span {
+    ($operation:literal) => {
+        tracing::info_span!(
+            concat!("dynamodb.", $operation),
+            otel.kind = "client",
+            db.system = "dynamodb",
+            db.operation = $operation,
+            outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
+    };
+}
+
+fn record<T>(operation: Operation, result: &Result<T, TableError>, span: &tracing::Span) {
     let outcome = match result {
         Ok(_) => "ok",
         Err(TableError::ConditionFailed) => "condition_failed",
         Err(TableError::Throttled { .. }) => "throttled",
         Err(_) => "error",
     };
+    span.record("outcome", outcome);
+    if matches!(outcome, "throttled" | "error") {
+        span.record("otel.status_code", "ERROR");
+    }
     let op = operation.as_str();
     metrics::counter!(DYNAMODB_REQUESTS, "operation" => op, "outcome" => outcome).increment(1);
     if outcome == "throttled" {
@@ -39,32 +58,45 @@ fn record<T>(operation: Operation, result: &Result<T, TableError>) {
 #[async_trait]
 impl Table for MeteredTable {
     async fn get_item(&self, key: &ItemKey) -> Result<Option<Item>, TableError> {
-        let result = self.inner.get_item(key).await;
-        record(Operation::GetItem, &result);
+        let span = request_span!("GetItem");
+        let result = self.inner.get_item(key).instrument(span.clone()).await;
+        record(Operation::GetItem, &result, &span);
         result
     }
 
     async fn batch_get_items(&self, keys: &[ItemKey]) -> Result<BatchGetOutput, TableError> {
-        let result = self.inner.batch_get_items(keys).await;
-        record(Operation::BatchGetItem, &result);
+        let span = request_span!("BatchGetItem");
+        let result = self
+            .inner
+            .batch_get_items(keys)
+            .instrument(span.clone())
+            .await;
+        record(Operation::BatchGetItem, &result, &span);
         result
     }
 
     async fn put_item(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        let result = self.inner.put_item(item, condition).await;
-        record(Operation::PutItem, &result);
+        let span = request_span!("PutItem");
+        let result = self
+            .inner
+            .put_item(item, condition)
+            .instrument(span.clone())
+            .await;
+        record(Operation::PutItem, &result, &span);
         result
     }
 
     async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
-        let result = self.inner.transact_put(puts).await;
-        record(Operation::TransactWriteItems, &result);
+        let span = request_span!("TransactWriteItems");
+        let result = self.inner.transact_put(puts).instrument(span.clone()).await;
+        record(Operation::TransactWriteItems, &result, &span);
         result
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError> {
-        let result = self.inner.query(query).await;
-        record(Operation::Query, &result);
+        let span = request_span!("Query");
+        let result = self.inner.query(query).instrument(span.clone()).await;
+        record(Operation::Query, &result, &span);
         result
     }
 

@@ -8,6 +8,7 @@ mod client;
 mod goalctl;
 mod items;
 mod observability;
+mod otlp;
 mod python;
 mod service;
 mod sidecar;

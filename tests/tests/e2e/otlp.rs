@@ -1,0 +1,299 @@
+//! Distributed tracing: with GOALSTORE_OTLP_ENDPOINT set, the sidecar exports a span per RPC, per
+//! store call, per DynamoDB request and per Redis call over OTLP/gRPC, to a collector this test
+//! runs on loopback; spans still queued at SIGTERM are flushed before the process exits. Without
+//! the setting (every other sidecar test) nothing is exported and the sidecar serves as before.
+
+use goalstore_proto::v1 as pb;
+use goalstore_tests::ops::send_signal;
+use goalstore_tests::servers::RedisServer;
+use goalstore_tests::sidecar::SidecarProcess;
+use goalstore_tests::stores::DynamoStore;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One span as the collector received it, with its resource's `service.name`.
+#[derive(Debug)]
+struct Received {
+    service: Option<String>,
+    span: Span,
+}
+
+/// The OTLP/gRPC trace service: every span it is sent goes down the channel.
+#[derive(Debug)]
+struct TraceSink {
+    spans: mpsc::UnboundedSender<Received>,
+}
+
+#[tonic::async_trait]
+impl TraceService for TraceSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .as_ref()
+                .and_then(|resource| text_attribute(&resource.attributes, "service.name"));
+            for span in resource_spans
+                .scope_spans
+                .into_iter()
+                .flat_map(|scope| scope.spans)
+            {
+                let _ = self.spans.send(Received {
+                    service: service.clone(),
+                    span,
+                });
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// A collector on a free loopback port; stops when dropped.
+struct Collector {
+    endpoint: String,
+    spans: mpsc::UnboundedReceiver<Received>,
+    received: Vec<Received>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let (sender, spans) = mpsc::unbounded_channel();
+        let service = TraceServiceServer::new(TraceSink { spans: sender });
+        let server = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Ok(Self {
+            endpoint,
+            spans,
+            received: Vec::new(),
+            server,
+        })
+    }
+
+    /// Receives spans until `done` holds for all received so far, or fails after `within`.
+    async fn until(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> anyhow::Result<&[Received]> {
+        let waited = tokio::time::timeout(within, async {
+            while !done(&self.received) {
+                match self.spans.recv().await {
+                    Some(span) => self.received.push(span),
+                    None => return false,
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(waited, Ok(true)) {
+            anyhow::bail!(
+                "the expected spans did not arrive within {within:?}; got {:?}",
+                names(&self.received)
+            );
+        }
+        Ok(&self.received)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn text_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+        .and_then(|value| match value {
+            any_value::Value::StringValue(text) => Some(text.clone()),
+            _ => None,
+        })
+}
+
+fn names(received: &[Received]) -> Vec<&str> {
+    received.iter().map(|r| r.span.name.as_str()).collect()
+}
+
+fn find<'a>(received: &'a [Received], name: &str) -> Option<&'a Span> {
+    received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.name == name)
+}
+
+const CREATE_RPC: &str = "goalstore.v1.GoalStore/CreateGoal";
+const GET_RPC: &str = "goalstore.v1.GoalStore/GetGoal";
+
+/// Spans of a CreateGoal and a GetGoal: both RPCs, both store calls and a DynamoDB request.
+fn has_both_calls(received: &[Received]) -> bool {
+    [CREATE_RPC, GET_RPC, "store.create_goal", "store.get_goal"]
+        .iter()
+        .all(|name| find(received, name).is_some())
+        && received
+            .iter()
+            .any(|r| r.span.name.starts_with("dynamodb."))
+}
+
+/// A sidecar over the store's table that exports its spans to `collector`, batching them for
+/// `schedule_delay_ms`, with `more` settings.
+async fn traced_sidecar(
+    t: &DynamoStore,
+    collector: &Collector,
+    schedule_delay_ms: &str,
+    more: &[(&str, &str)],
+) -> anyhow::Result<SidecarProcess> {
+    let table = format!("dynamodb:{}", t.table_name);
+    let endpoint = t.proxy.endpoint();
+    let mut env = vec![
+        ("GOALSTORE_TABLE", table.as_str()),
+        ("GOALSTORE_DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("GOALSTORE_OTLP_ENDPOINT", collector.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", schedule_delay_ms),
+    ];
+    env.extend_from_slice(more);
+    SidecarProcess::start(&env).await
+}
+
+async fn create_and_get(sidecar: &SidecarProcess) -> anyhow::Result<()> {
+    let mut client = sidecar.client().await?;
+    client
+        .create_goal(pb::CreateGoalRequest {
+            user_id: "u-traced".into(),
+            goal_id: "g1".into(),
+            title: "Read 10 books".into(),
+            goal_pattern: pb::GoalPattern::Milestone as i32,
+            target: Some(pb::Target {
+                metric: "count".into(),
+                value: Some(10.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?;
+    let goal = client
+        .get_goal(pb::GetGoalRequest {
+            user_id: "u-traced".into(),
+            goal_id: "g1".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(goal.goal.map(|g| g.goal_id).as_deref(), Some("g1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn rpc_store_dynamodb_and_redis_spans_reach_an_otlp_collector() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    let redis = RedisServer::start().await?;
+    let mut collector = Collector::start().await?;
+    let redis_url = redis.url();
+    let sidecar = traced_sidecar(
+        &t,
+        &collector,
+        "100",
+        &[
+            ("GOALSTORE_CACHE", "redis"),
+            ("GOALSTORE_REDIS_URL", redis_url.as_str()),
+        ],
+    )
+    .await?;
+    create_and_get(&sidecar).await?;
+
+    let received = collector
+        .until(Duration::from_secs(20), |received| {
+            has_both_calls(received) && find(received, "redis.GET").is_some()
+        })
+        .await?;
+    for r in received {
+        assert_eq!(
+            r.service.as_deref(),
+            Some("goalstore-sidecar"),
+            "service.name of {}",
+            r.span.name
+        );
+    }
+    // One trace per call: RPC → store call → DynamoDB request.
+    let rpc = find(received, CREATE_RPC).expect("seen");
+    let store = find(received, "store.create_goal").expect("seen");
+    assert_eq!(store.trace_id, rpc.trace_id);
+    assert_eq!(
+        store.parent_span_id, rpc.span_id,
+        "the store call is in the RPC"
+    );
+    assert_eq!(
+        text_attribute(&store.attributes, "op").as_deref(),
+        Some("create_goal")
+    );
+    assert_eq!(
+        text_attribute(&store.attributes, "user_id").as_deref(),
+        Some("u-traced")
+    );
+    let write = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.name.starts_with("dynamodb.") && span.trace_id == rpc.trace_id)
+        .unwrap_or_else(|| panic!("no DynamoDB write in the trace: {:?}", names(received)));
+    assert_eq!(
+        write.parent_span_id, store.span_id,
+        "the request is in the store call"
+    );
+    let get = find(received, "store.get_goal").expect("seen");
+    assert_eq!(
+        get.parent_span_id,
+        find(received, GET_RPC).expect("seen").span_id
+    );
+    let cache_read = find(received, "redis.GET").expect("seen");
+    assert_eq!(
+        cache_read.trace_id, get.trace_id,
+        "the cache read is in GetGoal's trace"
+    );
+    // No id in a span name: names are per operation, ids are attributes.
+    assert!(
+        received
+            .iter()
+            .all(|r| !r.span.name.contains("u-traced") && !r.span.name.contains("g1")),
+        "{:?}",
+        names(received)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn spans_still_queued_are_exported_before_the_sidecar_exits() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    let mut collector = Collector::start().await?;
+    // Ten minutes between exports: only the flush at exit can deliver these spans in time.
+    let mut sidecar = traced_sidecar(&t, &collector, "600000", &[]).await?;
+    create_and_get(&sidecar).await?;
+
+    send_signal(sidecar.pid().expect("running"), "TERM")?;
+    let status = tokio::time::timeout(Duration::from_secs(15), sidecar.wait()).await??;
+    assert!(status.success(), "exit status {status}");
+    collector
+        .until(Duration::from_secs(5), has_both_calls)
+        .await?;
+    Ok(())
+}
