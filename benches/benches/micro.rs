@@ -452,6 +452,64 @@ fn hits(store: &GoalStore) -> String {
         .join("; ")
 }
 
+/// Times `call` in a loop on a task of `rt` (a worker thread), as a handler would call it.
+fn in_task<F, Fut>(b: &mut criterion::Bencher<'_>, rt: &tokio::runtime::Runtime, call: F)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future + Send,
+    Fut::Output: Send,
+{
+    b.iter_custom(|iters| {
+        let call = call.clone();
+        rt.block_on(rt.spawn(async move {
+            let started = Instant::now();
+            for _ in 0..iters {
+                black_box(call().await);
+            }
+            started.elapsed()
+        }))
+        .expect("the benchmark task")
+    });
+}
+
+/// A bare GET of the goal's cached bytes through a multiplexed connection of the `redis` crate,
+/// from a task: what a Redis hit cannot beat.
+fn bench_raw_get(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    goal: &Goal,
+) {
+    let connection = rt.block_on(async {
+        let client = redis::Client::open(url)?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("SET")
+            .arg("bench:raw")
+            .arg(codec::encode_goal(Some(goal)).to_vec())
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok::<_, redis::RedisError>(connection)
+    });
+    match connection {
+        Ok(connection) => {
+            group.bench_function("redis_raw_get_in_task", |b| {
+                let connection = connection.clone();
+                in_task(b, rt, move || {
+                    let mut connection = connection.clone();
+                    async move {
+                        redis::cmd("GET")
+                            .arg("bench:raw")
+                            .query_async::<Vec<u8>>(&mut connection)
+                            .await
+                            .expect("GET")
+                    }
+                })
+            });
+        }
+        Err(error) => report!("cache_hit: no raw GET baseline: {error}"),
+    }
+}
+
 fn cache_hit(c: &mut Criterion) {
     let rt = runtime();
     let goal = fixture_goal();
@@ -484,6 +542,22 @@ fn cache_hit(c: &mut Criterion) {
             per_call(&rt, &store, &goal, calls),
             hits(&store)
         ));
+        if strategy == Strategy::Redis {
+            // A Redis hit waits on the connection's task: called from a worker thread (as a
+            // handler calls it), then a bare GET of the same bytes on a connection of its own.
+            let (user_id, goal_id) = (goal.user_id.clone(), goal.goal_id.clone());
+            group.bench_function("redis_in_task", |b| {
+                let (store, user_id, goal_id) = (store.clone(), user_id.clone(), goal_id.clone());
+                in_task(b, &rt, move || {
+                    let (store, user_id, goal_id) =
+                        (store.clone(), user_id.clone(), goal_id.clone());
+                    async move { store.get_goal(&user_id, &goal_id).await }
+                })
+            });
+            if let Some(url) = &redis_url {
+                bench_raw_get(&mut group, &rt, url, &goal);
+            }
+        }
     }
     // The sidecar installs the Prometheus recorder before building its store; with it, every
     // call records its latency histogram and the hit counters are live.

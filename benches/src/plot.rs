@@ -1,4 +1,3 @@
-#![allow(clippy::type_complexity)] // plotters chart builder types
 //! The chart of a run (`--plot FILE.png`): four panels of grouped bars — latency percentiles of
 //! all operations, p99 by operation, hit ratios by tier and kind, and DynamoDB reads per
 //! operation — one colour per strategy or series.
