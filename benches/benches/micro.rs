@@ -1,17 +1,23 @@
 //! Criterion micro-benchmarks of goalstore's hot paths (issue "Benchmarks", item 3).
 //!
-//! - `local_memory`: bytes per entry of a full local tier (printed), and a raw tier hit;
+//! - `local_memory`: bytes per entry of a full local tier (printed: the weigher's count and the
+//!   resident set's growth, with values as encoded and copied to exact size), and a raw tier hit;
 //! - `batch_loader`: `BatchLoader::load_many` of 1, 100 and 1000 keys over an embedded
-//!   `MemoryTable` without latency, reported per key, beside the same reads sent straight to the
-//!   table (the difference is the loader's own cost);
+//!   `MemoryTable` without latency, reported per key, from criterion's `block_on` and from a task
+//!   on a worker thread (`_in_task`), beside the same reads sent straight to the table (the
+//!   difference is the loader's own cost);
 //! - `codec`: encode/decode of each cached kind, on the origin fixture's goals;
 //! - `item`, `wire`: a goal from its DynamoDB item (the miss path) and to its proto (the sidecar);
 //! - `keys`: building cache keys, with and without validating the ids;
 //! - `cache_hit`: `GoalStore::get_goal` on a warm key with the `local`, `redis` and `tiered`
 //!   strategies (Redis: a `redis-server` of our own on a free loopback port, no persistence,
 //!   killed at the end; skipped with a message when it cannot start), then the local hit again
-//!   with the Prometheus recorder the sidecar installs. Each is followed by a printed per-call
-//!   latency distribution (criterion reports means of batches; the p50 target is per call).
+//!   with the Prometheus recorder the sidecar installs; for Redis also the hit from a task and a
+//!   bare GET of the same bytes. Each strategy is followed by a printed per-call latency
+//!   distribution (criterion reports means of batches; the p50 target is per call).
+//!
+//! The printed figures are computed in the groups' setup, so they are printed (and redis-server
+//! started) whatever the name filter.
 //!
 //! Run: `cargo bench -p goalstore-bench --bench micro -- --warm-up-time 1 --measurement-time 3`
 //! (a name filter after `--` runs a subset, e.g. `-- codec`). Figures are in docs/benchmarks.md.
