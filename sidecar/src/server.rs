@@ -206,7 +206,14 @@ pub async fn run(
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match listener {
         Listener::Tcp(listener) => Box::pin(router.serve_with_incoming_shutdown(
-            until_stopped(TcpListenerStream::new(listener), stopped),
+            // tonic sets TCP_NODELAY only on connections it accepts itself; without it every
+            // small reply waits ~40 ms for the peer's delayed ACK.
+            until_stopped(
+                tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |stream| {
+                    stream.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+                }),
+                stopped,
+            ),
             drained,
         )),
         Listener::Unix(listener, _) => Box::pin(router.serve_with_incoming_shutdown(
