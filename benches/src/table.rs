@@ -12,11 +12,10 @@
 //! reported beside them.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::keys::ItemKey;
 use goalstore::table::{
-    BatchGetOutput, Condition, DynamoTable, Item, MemoryTable, MemoryTableOptions, Query,
-    QueryPage, Table, TableError, TableUsage,
+    item_size, BatchGetOutput, Condition, DynamoTable, Item, MemoryTable, MemoryTableOptions,
+    Query, QueryPage, Table, TableError, TableUsage,
 };
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
@@ -173,33 +172,6 @@ impl Table for CountingTable {
 
     fn usage(&self) -> TableUsage {
         self.inner.usage()
-    }
-}
-
-/// An item's size as DynamoDB counts it (the same rule as `MemoryTable`'s).
-pub fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| name.len() + value_size(value))
-        .sum()
-}
-
-fn value_size(value: &AttributeValue) -> usize {
-    match value {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
-        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
-        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
-        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
-        _ => 0,
     }
 }
 

@@ -292,9 +292,6 @@ impl Metrics {
     }
 }
 
-/// A freshly loaded value: its encoding and how long to keep it.
-pub type Fill = (Bytes, Duration);
-
 /// The cache of one store.
 pub struct Cache {
     config: CacheConfig,
