@@ -4,34 +4,57 @@
 //! is one JSON log line with `op`, `error_type`, `duration` and `user_id`.
 
 use goalstore_proto::v1 as pb;
+use goalstore_tests::servers::RedisServer;
 use goalstore_tests::sidecar::SidecarProcess;
 use goalstore_tests::stores::DynamoStore;
 use std::collections::BTreeMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Every metric the README documents.
-const DOCUMENTED: &[&str] = &[
-    goalstore::metrics::OPERATION_DURATION,
-    goalstore::metrics::OPERATIONS,
-    goalstore::metrics::CACHE_REQUESTS,
-    goalstore::metrics::CACHE_HIT_RATIO,
-    goalstore::metrics::CACHE_FILLS,
-    goalstore::metrics::CACHE_INVALIDATIONS,
-    goalstore::metrics::CACHE_DECODE_FAILURES,
-    goalstore::metrics::CACHE_LOCAL_ENTRIES,
-    goalstore::metrics::CACHE_LOCAL_WEIGHT,
-    goalstore::metrics::DYNAMODB_REQUESTS,
-    goalstore::metrics::DYNAMODB_READ_UNITS,
-    goalstore::metrics::DYNAMODB_WRITE_UNITS,
-    goalstore::metrics::DYNAMODB_THROTTLES,
-    goalstore::metrics::DYNAMODB_RETRIES,
-    goalstore::metrics::DYNAMODB_BATCH_KEYS,
-    goalstore::metrics::REDIS_ERRORS,
-    goalstore::metrics::REDIS_DEGRADED,
-    goalstore::metrics::GOALS_CREATED,
-    goalstore::metrics::ACTIVITIES_LOGGED,
-    goalstore::metrics::ACTIVE_GOALS,
+/// Every metric the README documents, with the label keys each of its series carries.
+const DOCUMENTED: &[(&str, &[&str])] = &[
+    (goalstore::metrics::OPERATION_DURATION, &["op"]),
+    (goalstore::metrics::OPERATIONS, &["op", "outcome"]),
+    (
+        goalstore::metrics::CACHE_REQUESTS,
+        &["tier", "kind", "result"],
+    ),
+    (goalstore::metrics::CACHE_HIT_RATIO, &["tier", "kind"]),
+    (goalstore::metrics::CACHE_FILLS, &["result"]),
+    (goalstore::metrics::CACHE_INVALIDATIONS, &["event", "tier"]),
+    (goalstore::metrics::CACHE_DECODE_FAILURES, &[]),
+    (goalstore::metrics::CACHE_LOCAL_ENTRIES, &[]),
+    (goalstore::metrics::CACHE_LOCAL_WEIGHT, &[]),
+    (
+        goalstore::metrics::DYNAMODB_REQUESTS,
+        &["operation", "outcome"],
+    ),
+    (goalstore::metrics::DYNAMODB_READ_UNITS, &["operation"]),
+    (goalstore::metrics::DYNAMODB_WRITE_UNITS, &["operation"]),
+    (goalstore::metrics::DYNAMODB_THROTTLES, &["operation"]),
+    (goalstore::metrics::DYNAMODB_RETRIES, &["reason"]),
+    (goalstore::metrics::DYNAMODB_BATCH_KEYS, &[]),
+    (goalstore::metrics::REDIS_ERRORS, &[]),
+    (goalstore::metrics::REDIS_DEGRADED, &[]),
+    (goalstore::metrics::GOALS_CREATED, &["pattern"]),
+    (goalstore::metrics::ACTIVITIES_LOGGED, &["pattern"]),
+    (goalstore::metrics::ACTIVE_GOALS, &["pattern"]),
 ];
+
+/// The label keys of one sample line's series (`name{a="x",b="y"}` -> `[a, b]`), without `le`
+/// and `quantile`, which belong to histograms rather than to the metric.
+fn label_keys(series: &str) -> Vec<&str> {
+    let Some((_, rest)) = series.split_once('{') else {
+        return Vec::new();
+    };
+    rest.trim_end_matches('}')
+        .split("\",")
+        .filter_map(|pair| {
+            pair.split_once('=')
+                .map(|(key, _)| key.trim_start_matches(','))
+        })
+        .filter(|key| *key != "le" && *key != "quantile")
+        .collect()
+}
 
 async fn scrape(url: &str) -> anyhow::Result<String> {
     let address = url
@@ -81,22 +104,60 @@ fn value(samples: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -
 #[tokio::test]
 async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
     let t = DynamoStore::start().await?;
+    let redis = RedisServer::start().await?;
     let table = format!("dynamodb:{}", t.table_name);
     let endpoint = t.proxy.endpoint();
+    let redis_url = redis.url();
     let sidecar = SidecarProcess::start(&[
         ("GOALSTORE_TABLE", table.as_str()),
         ("GOALSTORE_DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("GOALSTORE_CACHE", "tiered"),
+        ("GOALSTORE_REDIS_URL", redis_url.as_str()),
+        ("GOALSTORE_CACHE_NAMESPACE", "observability"),
         ("GOALSTORE_LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
     ])
     .await?;
 
-    // Every series is there from start-up, at zero.
+    // Every series is there from start-up, at zero, with its labels.
     let fresh = scrape(&sidecar.metrics_url()).await?;
-    for name in DOCUMENTED {
+    let fresh_samples = samples(&fresh);
+    for (name, keys) in DOCUMENTED {
         assert!(
             fresh.contains(&format!("# TYPE {name} ")),
             "{name} missing at start-up"
+        );
+        let series: Vec<&String> = fresh_samples
+            .keys()
+            .filter(|series| {
+                let base = series.split('{').next().unwrap_or_default();
+                base == *name
+                    || base
+                        .strip_prefix(*name)
+                        .is_some_and(|suffix| ["_bucket", "_sum", "_count"].contains(&suffix))
+            })
+            .collect();
+        assert!(!series.is_empty(), "{name} has no sample at start-up");
+        for one in series {
+            assert_eq!(label_keys(one), *keys, "labels of {one}");
+        }
+    }
+    for tier in ["local", "redis"] {
+        assert_eq!(
+            value(
+                &fresh_samples,
+                goalstore::metrics::CACHE_HIT_RATIO,
+                &[("tier", tier), ("kind", "goal")]
+            ),
+            0.0,
+            "a {tier} hit-ratio series exists at start-up"
+        );
+        assert!(
+            fresh.contains(&format!(
+                "{}{{tier=\"{tier}\",kind=\"goal\"}}",
+                goalstore::metrics::CACHE_HIT_RATIO
+            )),
+            "{tier} hit ratio series"
         );
     }
 
@@ -274,30 +335,40 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
         ) >= 3.0
     );
 
-    // Each hit-ratio gauge is hits / (hits + misses) of this run.
-    for kind in ["goal", "active_goals", "progress"] {
-        let hits = value(
-            &s,
-            goalstore::metrics::CACHE_REQUESTS,
-            &[("tier", "local"), ("kind", kind), ("result", "hit")],
-        );
-        let misses = value(
-            &s,
-            goalstore::metrics::CACHE_REQUESTS,
-            &[("tier", "local"), ("kind", kind), ("result", "miss")],
-        );
-        assert!(hits + misses > 0.0, "{kind} was looked up");
-        let ratio = value(
-            &s,
-            goalstore::metrics::CACHE_HIT_RATIO,
-            &[("tier", "local"), ("kind", kind)],
-        );
-        assert!(
-            (ratio - hits / (hits + misses)).abs() < 1e-9,
-            "{kind}: {ratio} vs {hits}/{}",
-            hits + misses
-        );
+    // Each hit-ratio gauge is hits / (hits + misses) of this run, in both tiers.
+    for tier in ["local", "redis"] {
+        for kind in ["goal", "active_goals", "progress"] {
+            let hits = value(
+                &s,
+                goalstore::metrics::CACHE_REQUESTS,
+                &[("tier", tier), ("kind", kind), ("result", "hit")],
+            );
+            let misses = value(
+                &s,
+                goalstore::metrics::CACHE_REQUESTS,
+                &[("tier", tier), ("kind", kind), ("result", "miss")],
+            );
+            assert!(hits + misses > 0.0, "{tier} {kind} was looked up");
+            let ratio = value(
+                &s,
+                goalstore::metrics::CACHE_HIT_RATIO,
+                &[("tier", tier), ("kind", kind)],
+            );
+            assert!(
+                (ratio - hits / (hits + misses)).abs() < 1e-9,
+                "{tier} {kind}: {ratio} vs {hits}/{}",
+                hits + misses
+            );
+        }
     }
+    assert!(
+        value(
+            &s,
+            goalstore::metrics::CACHE_INVALIDATIONS,
+            &[("event", "goal_archived"), ("tier", "redis")]
+        ) >= 1.0
+    );
+    assert_eq!(value(&s, goalstore::metrics::REDIS_DEGRADED, &[]), 0.0);
 
     // The exposition is valid Prometheus text.
     let mut check = tokio::process::Command::new("promtool")
