@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::belady::Event;
 
-/// Fixed weight of a local entry beside its key and value (the local tier's `ENTRY_OVERHEAD`).
-pub const ENTRY_OVERHEAD: u32 = 96;
+/// Fixed weight of a local entry beside its key and value.
+pub use goalstore::cache::local::ENTRY_OVERHEAD;
 /// Weight assumed for a goal entry never seen before (only for the nested read of a progress miss).
 const UNKNOWN_GOAL_BYTES: u32 = 700;
 

@@ -3,6 +3,11 @@
 
 use clap::Parser as _;
 
+/// The sidecar's allocator (see the `mimalloc` feature), so figures are of what ships.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = goalstore_bench::cli::Args::parse();

@@ -46,6 +46,11 @@ use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// The sidecar's allocator (see the `mimalloc` feature), so figures are of what ships.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Drives GetGoal cache hits through the sidecar, a bare tonic echo of the same size and Redis
 /// GETs of the same size, and compares them.
 #[derive(Debug, Parser)]
@@ -152,10 +157,9 @@ echo_service! {
     invalidate_user(InvalidateUserRequest) -> InvalidateUserResponse;
 }
 
-/// The sidecar as it ships: its listener bound as `Listener::bind` binds it.
+/// The sidecar as it ships: its listener bound as `Listener::bind` binds it (the server sets
+/// TCP_NODELAY on each accepted connection).
 const SIDECAR: &str = "sidecar";
-/// The same sidecar on a listener with TCP_NODELAY (inherited by accepted connections).
-const SIDECAR_NODELAY: &str = "sidecar-nodelay";
 const ECHO: &str = "echo";
 const REDIS: &str = "redis";
 
@@ -310,11 +314,9 @@ fn get_goal_call(
     }
 }
 
-/// A loopback listener on a free port. With `nodelay`, TCP_NODELAY is set on the listening
-/// socket, which Linux passes on to every accepted connection.
-fn bind_loopback(nodelay: bool) -> anyhow::Result<TcpListener> {
+/// A loopback listener on a free port.
+fn bind_loopback() -> anyhow::Result<TcpListener> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_nodelay(nodelay)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     Ok(socket.listen(1024)?)
 }
@@ -334,14 +336,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         let handle = goalstore_sidecar::metrics_endpoint::install_recorder()?;
         Some(tokio::spawn(goalstore_sidecar::metrics_endpoint::serve(
-            bind_loopback(false)?,
+            bind_loopback()?,
             handle,
             shutdown(),
         )))
     };
 
-    // The sidecar over a warm local cache, twice: on a listener bound as the sidecar binds it
-    // (`Listener::bind`: a plain TcpListener), and on one with TCP_NODELAY.
+    // The sidecar over a warm local cache, on a listener bound as the sidecar binds it
+    // (`Listener::bind`: a plain TcpListener).
     let (goal, item) = fixture_goal()?;
     let table = Arc::new(MemoryTable::default());
     table.insert(item)?;
@@ -358,28 +360,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     store.get_goal(&goal.user_id, &goal.goal_id).await?;
     let mut servers = Vec::new();
     let mut addresses = Vec::new();
-    for nodelay in [false, true] {
-        let listener = bind_loopback(nodelay)?;
-        addresses.push(listener.local_addr()?);
-        let (store, stopped) = (store.clone(), shutdown());
-        servers.push(tokio::spawn(async move {
-            Ok::<_, anyhow::Error>(
-                goalstore_sidecar::server::run(
-                    Listener::Tcp(listener),
-                    store,
-                    ServeOptions::default(),
-                    stopped,
-                )
-                .await?,
+    let listener = bind_loopback()?;
+    addresses.push(listener.local_addr()?);
+    let (sidecar_store, stopped) = (store.clone(), shutdown());
+    servers.push(tokio::spawn(async move {
+        Ok::<_, anyhow::Error>(
+            goalstore_sidecar::server::run(
+                Listener::Tcp(listener),
+                sidecar_store,
+                ServeOptions::default(),
+                stopped,
             )
-        }));
-    }
+            .await?,
+        )
+    }));
 
     // The bare echo: tonic as `Server::builder().serve(addr)` sets it up (TCP_NODELAY on).
     let response = pb::GetGoalResponse {
         goal: Some((&goal).into()),
     };
-    let echo_listener = bind_loopback(false)?;
+    let echo_listener = bind_loopback()?;
     addresses.push(echo_listener.local_addr()?);
     let incoming = tonic::transport::server::TcpIncoming::from_listener(echo_listener, true, None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -449,7 +449,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if args.no_metrics { "off" } else { "on" }
     );
 
-    let grpc_targets = [SIDECAR, SIDECAR_NODELAY, ECHO];
+    let grpc_targets = [SIDECAR, ECHO];
     let mut runs = Vec::new();
     for &concurrency in &args.concurrency {
         for (target, client) in grpc_targets.into_iter().zip(&clients) {
@@ -492,37 +492,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut ratios = Vec::new();
     for &concurrency in &args.concurrency {
-        for sidecar_target in [SIDECAR, SIDECAR_NODELAY] {
-            let (Some(sidecar), Some(echo), Some(redis)) = (
-                find(sidecar_target, concurrency),
-                find(ECHO, concurrency),
-                find(REDIS, concurrency),
-            ) else {
-                continue;
-            };
-            let p99_ratio = sidecar.quantile_us(0.99) / echo.quantile_us(0.99);
-            let p50_ratio = sidecar.quantile_us(0.50) / echo.quantile_us(0.50);
-            let throughput_ratio = sidecar.throughput() / redis.throughput();
-            say!(
-                "c={concurrency} {sidecar_target}: /echo p99 {p99_ratio:.2}x (target <= 1.5: {}), p50 {p50_ratio:.2}x; \
-                 /redis throughput {throughput_ratio:.2}{}",
-                verdict(p99_ratio <= 1.5),
-                if concurrency == 32 {
-                    format!(" (target >= 0.5: {})", verdict(throughput_ratio >= 0.5))
-                } else {
-                    String::new()
-                }
-            );
-            ratios.push(json!({
-                "concurrency": concurrency,
-                "sidecar": sidecar_target,
-                "sidecar_over_echo_p99": p99_ratio,
-                "sidecar_over_echo_p50": p50_ratio,
-                "sidecar_over_redis_throughput": throughput_ratio,
-                "p99_target_met": p99_ratio <= 1.5,
-                "throughput_target_met": (concurrency == 32).then_some(throughput_ratio >= 0.5),
-            }));
-        }
+        let sidecar_target = SIDECAR;
+        let (Some(sidecar), Some(echo), Some(redis)) = (
+            find(sidecar_target, concurrency),
+            find(ECHO, concurrency),
+            find(REDIS, concurrency),
+        ) else {
+            continue;
+        };
+        let p99_ratio = sidecar.quantile_us(0.99) / echo.quantile_us(0.99);
+        let p50_ratio = sidecar.quantile_us(0.50) / echo.quantile_us(0.50);
+        let throughput_ratio = sidecar.throughput() / redis.throughput();
+        say!(
+            "c={concurrency} {sidecar_target}: /echo p99 {p99_ratio:.2}x (target <= 1.5: {}), p50 {p50_ratio:.2}x; \
+             /redis throughput {throughput_ratio:.2}{}",
+            verdict(p99_ratio <= 1.5),
+            if concurrency == 32 {
+                format!(" (target >= 0.5: {})", verdict(throughput_ratio >= 0.5))
+            } else {
+                String::new()
+            }
+        );
+        ratios.push(json!({
+            "concurrency": concurrency,
+            "sidecar": sidecar_target,
+            "sidecar_over_echo_p99": p99_ratio,
+            "sidecar_over_echo_p50": p50_ratio,
+            "sidecar_over_redis_throughput": throughput_ratio,
+            "p99_target_met": p99_ratio <= 1.5,
+            "throughput_target_met": (concurrency == 32).then_some(throughput_ratio >= 0.5),
+        }));
     }
 
     if let Some(path) = &args.json {

@@ -37,6 +37,9 @@ fn encode<T: Serialize + ?Sized>(kind: CacheKind, value: &T) -> Bytes {
     let mut bytes = vec![FORMAT_VERSION, kind as u8];
     // Serializing plain data to a Vec cannot fail; an empty body would decode as an error.
     let _ = rmp_serde::encode::write(&mut bytes, value);
+    // The Vec grew by doubling; a cached value lives for minutes, so give back the spare
+    // capacity (a 514-byte goal otherwise holds a 1 KiB block for its whole life).
+    bytes.shrink_to_fit();
     Bytes::from(bytes)
 }
 

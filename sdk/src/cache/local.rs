@@ -20,9 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Fixed cost of an entry beside its key and value bytes (moka's node, the `Bytes` handle, the
-/// expiry), counted into the weight so the bound holds for small values too.
-const ENTRY_OVERHEAD: u32 = 96;
+/// Fixed cost of an entry beside its key and value bytes (moka's nodes, deques and timer wheel,
+/// the `Bytes` handle and its header, the key's `Arc`, allocator rounding), counted into the
+/// weight so that the configured bound is close to the memory the tier really takes. Measured
+/// (`cargo bench -p goalstore-bench --bench micro -- local_tier`): a full tier of goals grew the
+/// resident set by key + value + ~510 bytes per entry with the system allocator and ~670 with
+/// mimalloc.
+pub const ENTRY_OVERHEAD: u32 = 512;
 /// Lease shards: fills and invalidations of different keys rarely wait on each other.
 const LEASE_SHARDS: usize = 64;
 
