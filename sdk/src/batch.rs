@@ -361,10 +361,16 @@ fn retried(reason: &'static str) {
     metrics::counter!(crate::metrics::DYNAMODB_RETRIES, "reason" => reason).increment(1);
 }
 
-fn answer(replies: Vec<Reply>, result: Result<Option<Item>, TableError>) {
+fn answer(mut replies: Vec<Reply>, result: Result<Option<Item>, TableError>) {
+    // Usually one caller waits per key: it gets the item itself; only extra callers of the same
+    // key get (deep) copies. A caller that gave up (timed out, was cancelled) no longer listens;
+    // nothing to do.
+    let last = replies.pop();
     for reply in replies {
-        // A caller that gave up (timed out, was cancelled) no longer listens; nothing to do.
         let _ = reply.send(result.clone());
+    }
+    if let Some(reply) = last {
+        let _ = reply.send(result);
     }
 }
 

@@ -937,8 +937,9 @@ impl GoalStore {
                 }
                 None => {}
             }
-            let goal = self.get_goal_for_write(&user, &goal_id).await?.0;
-            validate_activity(&goal, &new)?;
+            let read = self.get_goal_for_write(&user, &goal_id).await?;
+            let goal = &read.0;
+            validate_activity(goal, &new)?;
 
             let mut logged_at = now;
             let mut activity = Activity {
@@ -1011,7 +1012,7 @@ impl GoalStore {
                 return Err(conflict(&goal_id));
             }
 
-            let goal = self.update_progress(&user, &goal_id).await?;
+            let goal = self.update_progress(&user, &goal_id, Some(read)).await?;
             metrics::counter!(crate::metrics::ACTIVITIES_LOGGED, "pattern" => goal.goal_pattern.as_str())
                 .increment(1);
             tracing::info!(
@@ -1077,7 +1078,7 @@ impl GoalStore {
         if let Some(progress) = idempotency::field(&first, "progress")? {
             return Ok(LoggedActivity { activity, progress });
         }
-        let goal = self.update_progress(user, goal_id).await?;
+        let goal = self.update_progress(user, goal_id, None).await?;
         self.invalidate(user, goal_id, &EventKind::ActivityLogged)
             .await;
         if let Some(AttributeValue::S(fingerprint)) = first.get("fingerprint") {
@@ -1222,9 +1223,21 @@ impl GoalStore {
     /// Recomputes a goal's progress from all of its activities and stores it on the goal. The
     /// activities are read after the goal version each attempt writes over, so the stored progress
     /// always includes every activity written before the last successful write.
-    async fn update_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Goal> {
+    ///
+    /// `read`: a version of the goal read before the caller wrote its activity; the first attempt
+    /// writes over it (saving a GetItem), and when the goal changed since, the conditional write
+    /// fails and the next attempt reads it again.
+    async fn update_progress(
+        &self,
+        user: &UserId,
+        goal_id: &GoalId,
+        mut read: Option<(Goal, Item)>,
+    ) -> Result<Goal> {
         for _ in 0..WRITE_CONFLICT_RETRIES {
-            let (current, item) = self.get_goal_for_write(user, goal_id).await?;
+            let (current, item) = match read.take() {
+                Some(read) => read,
+                None => self.get_goal_for_write(user, goal_id).await?,
+            };
             let activities = self.all_activities(user, goal_id).await?;
             let now = self.now();
             let mut goal = current.clone();
