@@ -1,0 +1,116 @@
+//! The DynamoDB Streams handler: changed items of the goals table become invalidation events.
+//!
+//! Writes by the existing goal handlers do not go through a goalstore, so their cache entries
+//! would live until their TTL; this handler, subscribed to the table's stream, turns each
+//! change into the event a write through the store would have emitted, and applies the batch
+//! with [`GoalService::apply_events`] (which drops the keys `goalstore::events` names, from Redis
+//! and, with `tiered`, from every instance over pub/sub).
+//!
+//! | item (DESIGN.md key layout) | INSERT | MODIFY | REMOVE |
+//! | --- | --- | --- | --- |
+//! | goal: `USER#{user}` / `GOAL#{goal}` | goal created | goal updated (archived when the new image's status is `archived`) | goal archived |
+//! | activity: `USER#{user}` / `ACTIVITY#{goal}#{logged_at}` | activity logged | activity logged | activity logged |
+//!
+//! Any other item (idempotency markers, probes) and any key whose ids are not valid goalstore ids
+//! (no cache entry can exist for them) is skipped. Repeated events within a batch are applied once.
+//! If applying fails, every record that produced an event is reported in `batchItemFailures`
+//! (enable `ReportBatchItemFailures` on the event source mapping), so Lambda retries them.
+
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use goalstore::keys::{GoalId, UserId, GOAL_SK_PREFIX};
+use goalstore::{Event, EventKind, GoalService};
+use lambda_runtime::LambdaEvent;
+use serde_dynamo::AttributeValue;
+
+/// A DynamoDB Streams invocation.
+pub type StreamInvocation = LambdaEvent<StreamEvent>;
+
+const USER_PK_PREFIX: &str = "USER#";
+const ACTIVITY_SK_PREFIX: &str = "ACTIVITY#";
+
+/// Applies the invalidations of a batch of stream records.
+pub async fn handle(store: &dyn GoalService, event: StreamInvocation) -> DynamoDbEventResponse {
+    let records = &event.payload.records;
+    let mut events: Vec<Event> = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
+    for record in records {
+        let Some(event) = event_of(record) else {
+            continue;
+        };
+        if let Some(sequence) = &record.change.sequence_number {
+            sources.push(sequence.clone());
+        }
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    let mut response = DynamoDbEventResponse::default();
+    if events.is_empty() {
+        return response;
+    }
+    match store.apply_events(&events).await {
+        Ok(applied) => {
+            tracing::info!(
+                records = records.len(),
+                applied,
+                "applied stream invalidations"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, records = records.len(), "could not apply stream invalidations");
+            response.batch_item_failures = sources
+                .into_iter()
+                .map(|sequence| {
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(sequence);
+                    failure
+                })
+                .collect();
+        }
+    }
+    response
+}
+
+/// The invalidation event of one stream record, if it concerns a goal or an activity.
+pub fn event_of(record: &EventRecord) -> Option<Event> {
+    let change = &record.change;
+    let key = |name: &str| {
+        [&change.keys, &change.new_image, &change.old_image]
+            .into_iter()
+            .find_map(|item| match item.get(name) {
+                Some(AttributeValue::S(text)) => Some(text.as_str()),
+                _ => None,
+            })
+    };
+    let user = key("pk")?.strip_prefix(USER_PK_PREFIX)?;
+    let sk = key("sk")?;
+    let (goal, is_goal) = if let Some(goal) = sk.strip_prefix(GOAL_SK_PREFIX) {
+        (goal, true)
+    } else {
+        let rest = sk.strip_prefix(ACTIVITY_SK_PREFIX)?;
+        (rest.split_once('#').map_or(rest, |(goal, _)| goal), false)
+    };
+    if UserId::parse(user).is_err() || GoalId::parse(goal).is_err() {
+        tracing::debug!(
+            pk = user,
+            sk,
+            "skipping a record whose ids are not goalstore ids"
+        );
+        return None;
+    }
+    let archived = || matches!(change.new_image.get("status"), Some(AttributeValue::S(status)) if status == "archived");
+    let kind = match (is_goal, record.event_name.as_str()) {
+        (false, "INSERT" | "MODIFY" | "REMOVE") => EventKind::ActivityLogged,
+        (true, "INSERT") => EventKind::GoalCreated,
+        (true, "MODIFY") if archived() => EventKind::GoalArchived,
+        (true, "MODIFY") => EventKind::GoalUpdated,
+        (true, "REMOVE") => EventKind::GoalArchived,
+        _ => return None,
+    };
+    Some(Event {
+        user_id: user.to_owned(),
+        goal_id: goal.to_owned(),
+        kind,
+    })
+}
