@@ -103,7 +103,8 @@ impl Builder {
         self
     }
 
-    /// Use `recorder`, which the caller has installed, instead of installing a new one.
+    /// Use `recorder`, which the caller has installed (and after which it called
+    /// `goalstore::metrics::describe()` and [`EmfRecorder::reset`]), instead of installing one.
     pub fn with_recorder(mut self, recorder: EmfRecorder) -> Self {
         self.recorder = Some(recorder);
         self
@@ -121,15 +122,8 @@ impl Builder {
         let started = Instant::now();
         let emf = match self.recorder {
             Some(recorder) => recorder,
-            None => {
-                let recorder = EmfRecorder::new(self.settings.emf_config()?);
-                metrics::set_global_recorder(recorder.clone())
-                    .map_err(|_| InitError::RecorderInstalled)?;
-                recorder
-            }
+            None => install_recorder(&self.settings)?,
         };
-        goalstore::metrics::describe();
-        emf.reset();
         let table: Arc<dyn Table> = match &self.config.table {
             TableChoice::Memory => Arc::new(MemoryTable::default()),
             TableChoice::DynamoDb(name) => {
@@ -157,6 +151,16 @@ impl Builder {
     }
 }
 
+/// Installs an EMF recorder as the global `metrics` recorder, describes goalstore's metrics and
+/// forgets the zeroes that sets (so the first invocation does not emit every series).
+pub fn install_recorder(settings: &LambdaSettings) -> Result<EmfRecorder, InitError> {
+    let recorder = EmfRecorder::new(settings.emf_config()?);
+    metrics::set_global_recorder(recorder.clone()).map_err(|_| InitError::RecorderInstalled)?;
+    goalstore::metrics::describe();
+    recorder.reset();
+    Ok(recorder)
+}
+
 /// What a Lambda container keeps between invocations: the store and the metrics recorder.
 #[derive(Debug, Clone)]
 pub struct Lambda {
@@ -171,6 +175,19 @@ impl Lambda {
     pub async fn invoke<T>(&self, invocation: impl Future<Output = T>) -> T {
         let result = invocation.await;
         self.emf.flush_stdout();
+        result
+    }
+
+    /// [`invoke`](Self::invoke), writing the metrics to `out` instead of stdout.
+    pub async fn invoke_to<T>(
+        &self,
+        invocation: impl Future<Output = T>,
+        out: &mut dyn std::io::Write,
+    ) -> T {
+        let result = invocation.await;
+        if let Err(error) = self.emf.flush_to(out) {
+            tracing::warn!(%error, "could not write EMF metrics");
+        }
         result
     }
 }
