@@ -236,3 +236,83 @@ macro_rules! lambda_main {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn settings() -> LambdaSettings {
+        LambdaSettings {
+            emf_namespace: crate::emf::DEFAULT_NAMESPACE.into(),
+            environment: "test".into(),
+            function_name: "init-test".into(),
+        }
+    }
+
+    /// DynamoDB and Redis point at a listener that counts connections: building the store must
+    /// open none, and a bad setting fails naming it.
+    #[tokio::test]
+    async fn building_a_store_makes_no_network_call() -> Result<(), Box<dyn std::error::Error>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let redis = format!("redis://127.0.0.1:{port}/");
+        let config = Config::load([
+            "goalstore-lambda",
+            "--table",
+            "dynamodb:goals",
+            "--dynamodb-endpoint",
+            &endpoint,
+            "--cache",
+            "redis",
+            "--redis-url",
+            &redis,
+        ])?;
+        let sdk = aws_config::SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "a", "b", None, None, "test",
+            )))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let recorder = EmfRecorder::new(settings().emf_config()?);
+        let lambda = Builder::new(config, settings())
+            .with_sdk_config(sdk)
+            .with_recorder(recorder)
+            .build()
+            .await?;
+        assert_eq!(lambda.store.strategy(), goalstore::Strategy::Redis);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(connections.load(Ordering::SeqCst), 0);
+        accepting.abort();
+
+        let config = Config::load(["goalstore-lambda", "--cache-namespace", "a:b"])?;
+        let error = Builder::new(config, settings())
+            .with_recorder(EmfRecorder::new(settings().emf_config()?))
+            .build()
+            .await
+            .expect_err("an invalid namespace");
+        assert!(error.to_string().contains("namespace"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn settings_default_to_the_issue_s_namespace_and_name_bad_values() {
+        let settings = LambdaSettings::try_parse_from(["goalstore-lambda"]).expect("defaults");
+        assert_eq!(settings.emf_namespace, "ai-lifestyle-app/Goals");
+        let bad = LambdaSettings {
+            emf_namespace: String::new(),
+            ..settings
+        };
+        assert!(bad.emf_config().is_err());
+    }
+}

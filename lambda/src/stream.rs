@@ -114,3 +114,70 @@ pub fn event_of(record: &EventRecord) -> Option<Event> {
         kind,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(name: &str, sk: &str, new_status: Option<&str>) -> EventRecord {
+        let mut change =
+            json!({"Keys": {"pk": {"S": "USER#u1"}, "sk": {"S": sk}}, "SizeBytes": 40});
+        if let Some(status) = new_status {
+            change["NewImage"] = json!({"status": {"S": status}});
+        }
+        let value = json!({"eventID": "1", "eventName": name, "awsRegion": "eu-west-1", "dynamodb": change});
+        serde_json::from_value(value).expect("a valid record")
+    }
+
+    fn kind(name: &str, sk: &str, status: Option<&str>) -> Option<EventKind> {
+        event_of(&record(name, sk, status)).map(|event| {
+            assert_eq!(event.user_id, "u1");
+            assert_eq!(event.goal_id, "g1");
+            event.kind
+        })
+    }
+
+    #[test]
+    fn goal_and_activity_records_become_their_events() {
+        assert_eq!(
+            kind("INSERT", "GOAL#g1", None),
+            Some(EventKind::GoalCreated)
+        );
+        assert_eq!(
+            kind("MODIFY", "GOAL#g1", Some("active")),
+            Some(EventKind::GoalUpdated)
+        );
+        assert_eq!(
+            kind("MODIFY", "GOAL#g1", Some("archived")),
+            Some(EventKind::GoalArchived)
+        );
+        assert_eq!(
+            kind("REMOVE", "GOAL#g1", None),
+            Some(EventKind::GoalArchived)
+        );
+        for name in ["INSERT", "MODIFY", "REMOVE"] {
+            assert_eq!(
+                kind(name, "ACTIVITY#g1#2025-01-06T12:00:00.000000+00:00", None),
+                Some(EventKind::ActivityLogged)
+            );
+        }
+    }
+
+    #[test]
+    fn other_items_and_bad_ids_are_skipped() {
+        assert_eq!(kind("INSERT", "IDEMPOTENCY#goal#g1", None), None);
+        assert_eq!(kind("INSERT", "HEALTH#probe", None), None);
+        assert_eq!(kind("UNKNOWN", "GOAL#g1", None), None);
+        assert_eq!(kind("INSERT", "GOAL#bad id!", None), None);
+        let mut other_partition = record("INSERT", "GOAL#g1", None);
+        other_partition
+            .change
+            .keys
+            .insert("pk".into(), AttributeValue::S("STATUS#active".into()));
+        assert_eq!(event_of(&other_partition), None);
+        let mut no_keys = record("INSERT", "GOAL#g1", None);
+        no_keys.change.keys.clear();
+        assert_eq!(event_of(&no_keys), None);
+    }
+}
