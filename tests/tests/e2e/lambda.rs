@@ -540,3 +540,117 @@ async fn emf_of_an_invocation_is_valid_and_carries_cache_and_latency_metrics() -
     }
     Ok(())
 }
+
+/// The `get-goal` binary, run as Lambda runs `bootstrap`: configured by the environment alone,
+/// polling a stand-in Runtime API. It answers each queued invocation, and writes each one's
+/// metrics to stdout as EMF (its logs go to stderr).
+#[tokio::test]
+async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> anyhow::Result<()> {
+    use goalstore_tests::runtime_api::{Outcome, RuntimeApi};
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt as _;
+
+    let binary = goalstore_tests::sidecar::binary("get-goal").map_err(|error| {
+        anyhow::anyhow!("{error} (the Lambda binaries: `cargo build -p goalstore-lambda --bins`)")
+    })?;
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let (api, mut outcomes) = RuntimeApi::start().await?;
+    let found = fixture_text("get-goal.json")?;
+    api.invoke("request-1", found.clone());
+    api.invoke("request-2", found);
+    api.invoke("request-3", fixture_text("get-goal-missing.json")?);
+
+    let table = format!("dynamodb:{}", seed.table_name);
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", api.address().as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "get-goal"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/get-goal"),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2025/01/05/[$LATEST]0123456789abcdef",
+            ),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("GOALSTORE_TABLE", table.as_str()),
+            (
+                "GOALSTORE_DYNAMODB_ENDPOINT",
+                MotoServer::shared().endpoint(),
+            ),
+            ("GOALSTORE_ENVIRONMENT", "test"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+
+    let mut answers = Vec::new();
+    while answers.len() < 3 {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), outcomes.recv()).await;
+        match outcome {
+            Ok(Some(Outcome::Response { request_id, body })) => {
+                answers.push((request_id, serde_json::from_str::<Value>(&body)?));
+            }
+            Ok(other) => anyhow::bail!("the function posted {other:?}"),
+            Err(_) => {
+                let _ = child.start_kill();
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    pipe.read_to_string(&mut stderr).await?;
+                }
+                anyhow::bail!("no answer within 60 s; the function's stderr:\n{stderr}");
+            }
+        }
+    }
+    child.start_kill()?;
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout).await?;
+    }
+    let _ = child.wait().await;
+
+    let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["request-1", "request-2", "request-3"]);
+    assert_eq!(answers[0].1["statusCode"], 200, "{}", answers[0].1);
+    let body: Value = serde_json::from_str(answers[0].1["body"].as_str().unwrap_or_default())?;
+    assert_eq!(body["title"], "Walk 10k steps daily");
+    assert_eq!(answers[1].1["statusCode"], 200);
+    assert_eq!(answers[2].1["statusCode"], 404);
+
+    // Stdout holds EMF documents only, each valid, carrying the function's dimensions.
+    let documents = documents(stdout.as_bytes())?;
+    assert!(!documents.is_empty(), "no EMF on stdout");
+    for document in &documents {
+        let problems = emf::validate(document);
+        assert!(problems.is_empty(), "{problems:?} in {document}");
+        assert_eq!(document["function"], "get-goal");
+        assert_eq!(document["environment"], "test");
+    }
+    // Flushed per invocation: the miss of the first and the hit of the second are separate
+    // documents, each counting one lookup (this process records nothing else).
+    let lookup = |result| [("tier", "local"), ("kind", "goal"), ("result", result)];
+    let cache = goalstore::metrics::CACHE_REQUESTS;
+    assert_eq!(series(&documents, cache, &lookup("miss")).0, [1.0, 1.0]);
+    assert_eq!(series(&documents, cache, &lookup("hit")).0, [1.0]);
+    let (latencies, units) = series(
+        &documents,
+        goalstore::metrics::OPERATION_DURATION,
+        &[("op", "get_goal")],
+    );
+    assert_eq!(latencies.len(), 3, "one sample per call: {latencies:?}");
+    assert!(units.iter().all(|u| u == "Seconds"));
+    let (not_found, _) = series(
+        &documents,
+        goalstore::metrics::OPERATIONS,
+        &[("op", "get_goal"), ("outcome", "not_found")],
+    );
+    assert_eq!(not_found, [1.0]);
+    Ok(())
+}
