@@ -131,9 +131,6 @@ pub fn cloudwatch_unit(unit: Option<Unit>) -> &'static str {
     }
 }
 
-/// One series: a metric name and its labels, in the order recorded.
-type SeriesKey = (String, Vec<(String, String)>);
-
 #[derive(Debug, Default)]
 struct CounterCell {
     total: AtomicU64,
@@ -222,7 +219,8 @@ enum Cell {
 #[derive(Debug)]
 struct Shared {
     config: EmfConfig,
-    series: Mutex<BTreeMap<SeriesKey, Cell>>,
+    /// By `metrics::Key` (name and labels): a lookup allocates nothing.
+    series: Mutex<HashMap<Key, Cell>>,
     units: Mutex<HashMap<String, Unit>>,
 }
 
@@ -235,15 +233,6 @@ pub struct EmfRecorder {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn series_key(key: &Key) -> SeriesKey {
-    (
-        key.name().to_owned(),
-        key.labels()
-            .map(|label| (label.key().to_owned(), label.value().to_owned()))
-            .collect(),
-    )
 }
 
 /// One metric's value in one document.
@@ -317,14 +306,17 @@ impl EmfRecorder {
 
     /// Takes every series' news since the previous call, grouped by label set.
     fn collect(&self) -> BTreeMap<Vec<(String, String)>, Vec<Entry>> {
-        let cells: Vec<(SeriesKey, Cell)> = lock(&self.shared.series)
+        let mut cells: Vec<(Key, Cell)> = lock(&self.shared.series)
             .iter()
             .map(|(key, cell)| (key.clone(), cell.clone()))
             .collect();
+        // Documents in a stable order: by label set (the groups), then by name.
+        cells.sort_by(|(a, _), (b, _)| a.name().cmp(b.name()));
         let units = lock(&self.shared.units).clone();
         let mut groups: BTreeMap<Vec<(String, String)>, Vec<Entry>> = BTreeMap::new();
-        for ((name, labels), cell) in cells {
-            let unit = cloudwatch_unit(units.get(&name).copied());
+        for (key, cell) in cells {
+            let name = key.name();
+            let unit = cloudwatch_unit(units.get(name).copied());
             let mut values: Vec<Value> = Vec::new();
             match cell {
                 Cell::Counter(counter) => {
@@ -352,9 +344,13 @@ impl EmfRecorder {
             if values.is_empty() {
                 continue;
             }
+            let labels = key
+                .labels()
+                .map(|label| (label.key().to_owned(), label.value().to_owned()))
+                .collect();
             let group = groups.entry(labels).or_default();
             group.extend(values.into_iter().map(|value| Entry {
-                name: name.clone(),
+                name: name.to_owned(),
                 unit,
                 value,
             }));
@@ -429,10 +425,13 @@ impl EmfRecorder {
     }
 
     fn register(&self, key: &Key, make: impl FnOnce() -> Cell) -> Cell {
-        lock(&self.shared.series)
-            .entry(series_key(key))
-            .or_insert_with(make)
-            .clone()
+        let mut series = lock(&self.shared.series);
+        if let Some(cell) = series.get(key) {
+            return cell.clone();
+        }
+        let cell = make();
+        series.insert(key.clone(), cell.clone());
+        cell
     }
 
     fn describe(&self, key: KeyName, unit: Option<Unit>) {
