@@ -164,6 +164,65 @@ mod tests {
         }
     }
 
+    /// A service whose every call fails as an unreachable table would.
+    #[derive(Debug)]
+    struct Unavailable;
+
+    macro_rules! unavailable {
+        ($($name:ident($($arg:ty),*) -> $out:ty;)*) => {
+            #[async_trait::async_trait]
+            impl GoalService for Unavailable {
+                $(async fn $name(&self, $(_: $arg),*) -> goalstore::Result<$out> {
+                    Err(goalstore::Error::Unavailable("down".into()))
+                })*
+            }
+        };
+    }
+
+    unavailable! {
+        get_goal(&str, &str) -> goalstore::Goal;
+        get_goals(&str, &[String]) -> goalstore::GoalBatch;
+        list_active_goals(&str) -> Vec<goalstore::Goal>;
+        list_goals(&str, &goalstore::GoalFilter, &goalstore::PageRequest) -> goalstore::Page<goalstore::Goal>;
+        create_goal(&str, goalstore::NewGoal) -> goalstore::Goal;
+        update_goal(&str, &str, goalstore::GoalUpdate) -> goalstore::Goal;
+        archive_goal(&str, &str) -> goalstore::Goal;
+        log_activity(&str, &str, goalstore::NewActivity) -> goalstore::LoggedActivity;
+        list_activities(&str, &str, &goalstore::ActivityFilter, &goalstore::PageRequest) -> goalstore::Page<goalstore::Activity>;
+        get_progress(&str, &str) -> goalstore::Progress;
+        apply_events(&[Event]) -> usize;
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_applied_is_reported_for_retry() {
+        let mut goal = record("INSERT", "GOAL#g1", None);
+        goal.change.sequence_number = Some("100".into());
+        let mut marker = record("INSERT", "IDEMPOTENCY#x", None);
+        marker.change.sequence_number = Some("101".into());
+        let mut activity = record("INSERT", "ACTIVITY#g1#2025-01-06T12:00:00Z", None);
+        activity.change.sequence_number = Some("102".into());
+        let mut event = StreamEvent::default();
+        event.records = vec![goal, marker, activity];
+        let response = handle(
+            &Unavailable,
+            LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .collect();
+        assert_eq!(failed, ["100", "102"], "the records that carried events");
+
+        let empty = handle(
+            &Unavailable,
+            LambdaEvent::new(StreamEvent::default(), lambda_runtime::Context::default()),
+        )
+        .await;
+        assert!(empty.batch_item_failures.is_empty(), "nothing to apply");
+    }
+
     #[test]
     fn other_items_and_bad_ids_are_skipped() {
         assert_eq!(kind("INSERT", "IDEMPOTENCY#goal#g1", None), None);

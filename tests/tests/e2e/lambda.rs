@@ -86,12 +86,30 @@ fn api_event(name: &str) -> anyhow::Result<LambdaEvent<ApiGatewayProxyRequest>> 
     Ok(LambdaEvent::new(request, Context::default()))
 }
 
-/// A fresh table holding the origin fixture's items, and a Lambda over it.
-async fn seeded(cache: &str) -> anyhow::Result<(DynamoStore, Lambda)> {
+/// A fresh table holding the origin fixture's items, and a Lambda over it with the `local` cache.
+async fn seeded() -> anyhow::Result<(DynamoStore, Lambda)> {
     let seed = DynamoStore::start().await?;
     seed.seed(dynamo::origin_items()?).await?;
-    let lambda = lambda(&seed.table_name, &["--cache", cache]).await?;
+    let lambda = lambda(&seed.table_name, &["--cache", "local"]).await?;
     Ok((seed, lambda))
+}
+
+/// [`seeded`] with the `tiered` cache over a Redis server of its own.
+async fn seeded_tiered() -> anyhow::Result<(DynamoStore, Lambda, RedisServer)> {
+    let redis = RedisServer::start().await?;
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let url = redis.url();
+    let args = [
+        "--cache",
+        "tiered",
+        "--redis-url",
+        &url,
+        "--redis-timeout",
+        "500ms",
+    ];
+    let lambda = lambda(&seed.table_name, &args).await?;
+    Ok((seed, lambda, redis))
 }
 
 /// The status and the JSON body of a response, after checking it is JSON.
@@ -130,7 +148,19 @@ fn assert_camel_case(value: &Value, path: &str) {
 
 #[tokio::test]
 async fn get_goal_answers_its_fixtures() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded("local").await?;
+    let (_seed, lambda) = seeded().await?;
+    get_goal(&lambda).await
+}
+
+#[tokio::test]
+async fn get_goal_answers_its_fixtures_with_tiered() -> anyhow::Result<()> {
+    let (_seed, lambda, _redis) = seeded_tiered().await?;
+    get_goal(&lambda).await?;
+    // Again: now from the cache, the same answers.
+    get_goal(&lambda).await
+}
+
+async fn get_goal(lambda: &Lambda) -> anyhow::Result<()> {
     let store = &lambda.store;
 
     let (status, body) = answer(&api::get_goal(store, api_event("get-goal.json")?).await)?;
@@ -161,7 +191,7 @@ async fn get_goal_answers_its_fixtures() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn list_goals_answers_its_fixtures() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded("local").await?;
+    let (_seed, lambda) = seeded().await?;
     let store = &lambda.store;
 
     let (status, body) = answer(&api::list_goals(store, api_event("list-goals.json")?).await)?;
@@ -208,7 +238,18 @@ async fn list_goals_answers_its_fixtures() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn log_activity_and_get_progress_answer_their_fixtures() -> anyhow::Result<()> {
-    let (seed, lambda) = seeded("local").await?;
+    let (seed, lambda) = seeded().await?;
+    log_activity_and_get_progress(&seed, &lambda).await
+}
+
+#[tokio::test]
+async fn log_activity_and_get_progress_answer_their_fixtures_with_tiered() -> anyhow::Result<()> {
+    let (seed, lambda, _redis) = seeded_tiered().await?;
+    log_activity_and_get_progress(&seed, &lambda).await
+}
+
+/// Progress before, the activity logged (and its retry), progress after: through the cache.
+async fn log_activity_and_get_progress(seed: &DynamoStore, lambda: &Lambda) -> anyhow::Result<()> {
     let store = &lambda.store;
 
     let (status, before) =
@@ -473,7 +514,7 @@ fn series(documents: &[Value], name: &str, labels: &[(&str, &str)]) -> (Vec<f64>
 #[tokio::test]
 async fn emf_of_an_invocation_is_valid_and_carries_cache_and_latency_metrics() -> anyhow::Result<()>
 {
-    let (_seed, lambda) = seeded("local").await?;
+    let (_seed, lambda) = seeded().await?;
     let mut invocations = Vec::new();
     for _ in 0..2 {
         let mut out = Vec::new();
