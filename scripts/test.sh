@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs when missing, checks the proto contract,
 # checks and unit-tests the alert rules, builds the binaries the end-to-end tests start
-# (goalstore-sidecar, goalctl), and runs every test of the workspace.
+# (goalstore-sidecar, goalctl, the Lambda handlers), and runs every test of the workspace.
 # The tests start their own servers (moto_server, redis-server) on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,5 @@ if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yam
 fi
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
-cargo build --locked -p goalstore-sidecar --bins
+cargo build --locked -p goalstore-sidecar -p goalstore-lambda --bins
 cargo test --locked --workspace

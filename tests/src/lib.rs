@@ -4,11 +4,13 @@
 //! server) and real `redis-server` processes on loopback ports, [`dynamo`] creates tables
 //! on them and loads the fixture items, and [`proxy`] sits between the store and the
 //! DynamoDB-compatible server so tests can assert how many requests actually reached it.
+//! [`runtime_api`] stands in for the Lambda Runtime API, so a handler binary runs as in Lambda.
 
 pub mod dynamo;
 pub mod gate;
 pub mod ops;
 pub mod proxy;
+pub mod runtime_api;
 pub mod servers;
 pub mod sidecar;
 pub mod stores;

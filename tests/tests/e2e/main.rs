@@ -7,6 +7,7 @@ mod cache;
 mod client;
 mod goalctl;
 mod items;
+mod lambda;
 mod observability;
 mod otlp;
 mod python;

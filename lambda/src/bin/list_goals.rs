@@ -1,0 +1,4 @@
+//! `list-goals` as a Lambda function (API Gateway: GET /goals): builds the store once per container, then answers
+//! each invocation and writes its metrics to stdout as CloudWatch EMF.
+
+goalstore_lambda::lambda_main!(goalstore_lambda::api::list_goals);

@@ -1,0 +1,318 @@
+//! Start-up: the configuration, the metrics recorder and the store, built once per container.
+//!
+//! The store's settings are the sidecar's (`goalstore_sidecar::config::Config`, the same
+//! `GOALSTORE_*` variables, parsed by the same code); [`LambdaSettings`] adds the few that only a
+//! Lambda has (the EMF namespace and dimensions). [`Builder::build`] makes no network call:
+//! the DynamoDB client resolves credentials on its first request (the region comes from
+//! `AWS_REGION`, which Lambda sets), and Redis connects on first use. With the `tiered` strategy
+//! the cache's background task subscribes to invalidations soon after, off the start-up path.
+
+use crate::emf::{EmfConfig, EmfError, EmfRecorder, ENVIRONMENT_DIMENSION, FUNCTION_DIMENSION};
+use clap::Parser;
+use goalstore::table::{DynamoTable, MemoryTable, Table};
+use goalstore::GoalStore;
+use goalstore_sidecar::config::{Config, ConfigError, TableChoice};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The program name the configuration is parsed under (errors name it).
+const PROGRAM: &str = "goalstore-lambda";
+
+/// What only a Lambda needs to know, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "goalstore-lambda", about, long_about = None)]
+pub struct LambdaSettings {
+    /// The CloudWatch namespace of the EMF metrics.
+    #[arg(long, env = "GOALSTORE_EMF_NAMESPACE", default_value = crate::emf::DEFAULT_NAMESPACE)]
+    pub emf_namespace: String,
+
+    /// The `environment` dimension of every metric (e.g. `dev`, `staging`, `prod`).
+    #[arg(long, env = "GOALSTORE_ENVIRONMENT", default_value = "dev")]
+    pub environment: String,
+
+    /// The `function` dimension of every metric; Lambda sets it to the function's name.
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_FUNCTION_NAME",
+        default_value = "goalstore-lambda"
+    )]
+    pub function_name: String,
+}
+
+impl LambdaSettings {
+    /// The settings from the environment alone.
+    pub fn from_env() -> Result<Self, InitError> {
+        Ok(Self::try_parse_from([PROGRAM])?)
+    }
+
+    /// The EMF configuration these settings describe.
+    pub fn emf_config(&self) -> Result<EmfConfig, EmfError> {
+        EmfConfig::new(self.emf_namespace.clone())?
+            .with_dimension(ENVIRONMENT_DIMENSION, self.environment.clone())?
+            .with_dimension(FUNCTION_DIMENSION, self.function_name.clone())
+    }
+}
+
+/// Why a Lambda could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("configuration: {0}")]
+    Settings(#[from] clap::Error),
+    #[error("metrics: {0}")]
+    Emf(#[from] EmfError),
+    #[error("a metrics recorder is already installed")]
+    RecorderInstalled,
+    #[error("store: {0}")]
+    Store(#[from] goalstore::Error),
+}
+
+/// Builds a [`Lambda`].
+#[derive(Debug)]
+pub struct Builder {
+    config: Config,
+    settings: LambdaSettings,
+    sdk_config: Option<aws_config::SdkConfig>,
+    recorder: Option<EmfRecorder>,
+}
+
+impl Builder {
+    /// From `GOALSTORE_*` (and `AWS_LAMBDA_FUNCTION_NAME`) in the environment.
+    pub fn from_env() -> Result<Self, InitError> {
+        Ok(Self::new(
+            Config::load([PROGRAM])?,
+            LambdaSettings::from_env()?,
+        ))
+    }
+
+    /// From settings already parsed.
+    pub fn new(config: Config, settings: LambdaSettings) -> Self {
+        Self {
+            config,
+            settings,
+            sdk_config: None,
+            recorder: None,
+        }
+    }
+
+    /// The AWS configuration of the DynamoDB client, instead of the standard chain.
+    pub fn with_sdk_config(mut self, sdk_config: aws_config::SdkConfig) -> Self {
+        self.sdk_config = Some(sdk_config);
+        self
+    }
+
+    /// Use `recorder`, which the caller has installed (and after which it called
+    /// `goalstore::metrics::describe()` and [`EmfRecorder::reset`]), instead of installing one.
+    pub fn with_recorder(mut self, recorder: EmfRecorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// The store's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Installs the recorder (before the store: the cache keeps handles to its counters),
+    /// zeroes the documented series without emitting them, and builds the store. Must be called
+    /// within a tokio runtime; makes no network call.
+    pub async fn build(self) -> Result<Lambda, InitError> {
+        let started = Instant::now();
+        let emf = match self.recorder {
+            Some(recorder) => recorder,
+            None => install_recorder(&self.settings)?,
+        };
+        let table: Arc<dyn Table> = match &self.config.table {
+            TableChoice::Memory => Arc::new(MemoryTable::default()),
+            TableChoice::DynamoDb(name) => {
+                let shared = match self.sdk_config {
+                    Some(shared) => shared,
+                    None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+                };
+                let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared);
+                if let Some(endpoint) = &self.config.dynamodb_endpoint {
+                    dynamo = dynamo.endpoint_url(endpoint);
+                }
+                let client = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
+                Arc::new(
+                    DynamoTable::new(client, name.clone())
+                        .with_consistent_reads(self.config.consistent_reads),
+                )
+            }
+        };
+        let store = GoalStore::new(table, self.config.store_config())?;
+        Ok(Lambda {
+            store,
+            emf,
+            init: started.elapsed(),
+        })
+    }
+}
+
+/// Installs an EMF recorder as the global `metrics` recorder, describes goalstore's metrics and
+/// forgets the zeroes that sets (so the first invocation does not emit every series).
+pub fn install_recorder(settings: &LambdaSettings) -> Result<EmfRecorder, InitError> {
+    let recorder = EmfRecorder::new(settings.emf_config()?);
+    metrics::set_global_recorder(recorder.clone()).map_err(|_| InitError::RecorderInstalled)?;
+    goalstore::metrics::describe();
+    recorder.reset();
+    Ok(recorder)
+}
+
+/// What a Lambda container keeps between invocations: the store and the metrics recorder.
+#[derive(Debug, Clone)]
+pub struct Lambda {
+    pub store: GoalStore,
+    pub emf: EmfRecorder,
+    /// How long [`Builder::build`] took.
+    pub init: Duration,
+}
+
+impl Lambda {
+    /// Runs one invocation, then writes its metrics to stdout.
+    pub async fn invoke<T>(&self, invocation: impl Future<Output = T>) -> T {
+        let result = invocation.await;
+        self.emf.flush_stdout();
+        result
+    }
+
+    /// [`invoke`](Self::invoke), writing the metrics to `out` instead of stdout.
+    pub async fn invoke_to<T>(
+        &self,
+        invocation: impl Future<Output = T>,
+        out: &mut dyn std::io::Write,
+    ) -> T {
+        let result = invocation.await;
+        if let Err(error) = self.emf.flush_to(out) {
+            tracing::warn!(%error, "could not write EMF metrics");
+        }
+        result
+    }
+}
+
+/// JSON logs to stderr at `RUST_LOG` (default `info`): stdout carries the EMF documents.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// What a binary does before serving: logs, then the [`Lambda`] from the environment.
+pub async fn start() -> Result<Lambda, InitError> {
+    init_logs();
+    let lambda = Builder::from_env()?.build().await?;
+    tracing::info!(init_ms = lambda.init.as_secs_f64() * 1000.0, "store ready");
+    Ok(lambda)
+}
+
+/// The `main` of a handler binary: [`start`], then serve `$handler` (an async fn of
+/// `&dyn GoalService` and a `LambdaEvent`) with `lambda_runtime`, flushing metrics after each
+/// invocation. The binary's package needs `tokio`, `anyhow` and `lambda_runtime`.
+#[macro_export]
+macro_rules! lambda_main {
+    ($handler:path) => {
+        #[tokio::main]
+        async fn main() -> ::anyhow::Result<()> {
+            let lambda = $crate::init::start().await?;
+            let lambda = &lambda;
+            ::lambda_runtime::run(::lambda_runtime::service_fn(
+                move |event: ::lambda_runtime::LambdaEvent<_>| async move {
+                    Ok::<_, ::std::convert::Infallible>(
+                        lambda.invoke($handler(&lambda.store, event)).await,
+                    )
+                },
+            ))
+            .await
+            .map_err(|error| ::anyhow::anyhow!("{error}"))
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn settings() -> LambdaSettings {
+        LambdaSettings {
+            emf_namespace: crate::emf::DEFAULT_NAMESPACE.into(),
+            environment: "test".into(),
+            function_name: "init-test".into(),
+        }
+    }
+
+    /// DynamoDB and Redis point at a listener that counts connections: building the store must
+    /// open none, and a bad setting fails naming it.
+    #[tokio::test]
+    async fn building_a_store_makes_no_network_call() -> Result<(), Box<dyn std::error::Error>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let redis = format!("redis://127.0.0.1:{port}/");
+        let config = Config::load([
+            "goalstore-lambda",
+            "--table",
+            "dynamodb:goals",
+            "--dynamodb-endpoint",
+            &endpoint,
+            "--cache",
+            "redis",
+            "--redis-url",
+            &redis,
+        ])?;
+        let sdk = aws_config::SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "a", "b", None, None, "test",
+            )))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let recorder = EmfRecorder::new(settings().emf_config()?);
+        let lambda = Builder::new(config, settings())
+            .with_sdk_config(sdk)
+            .with_recorder(recorder)
+            .build()
+            .await?;
+        assert_eq!(lambda.store.strategy(), goalstore::Strategy::Redis);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(connections.load(Ordering::SeqCst), 0);
+        accepting.abort();
+
+        let config = Config::load(["goalstore-lambda", "--cache-namespace", "a:b"])?;
+        let error = Builder::new(config, settings())
+            .with_recorder(EmfRecorder::new(settings().emf_config()?))
+            .build()
+            .await
+            .expect_err("an invalid namespace");
+        assert!(error.to_string().contains("namespace"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn settings_default_to_the_issue_s_namespace_and_name_bad_values() {
+        let settings = LambdaSettings::try_parse_from(["goalstore-lambda"]).expect("defaults");
+        assert_eq!(settings.emf_namespace, "ai-lifestyle-app/Goals");
+        let bad = LambdaSettings {
+            emf_namespace: String::new(),
+            ..settings
+        };
+        assert!(bad.emf_config().is_err());
+    }
+}

@@ -1,0 +1,697 @@
+//! goalstore-lambda's handlers, invoked in process with the event fixtures of
+//! `tests/fixtures/lambda/` against the real DynamoDB-compatible server and Redis: each API
+//! handler answers its fixtures (status, camelCase body), the stream handler invalidates exactly
+//! the keys its batch makes stale (observed in Redis, for the `redis` and `tiered` strategies),
+//! and an invocation's EMF output is valid and carries the cache and latency metrics.
+//!
+//! The EMF recorder is this process's global `metrics` recorder (installed once), so other tests
+//! running at the same time may add to what a flush emits: the EMF test checks lower bounds.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::encodings::Body;
+use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_dynamodb::types::AttributeValue;
+use goalstore::cache::keys::{CacheKey, KeySpace};
+use goalstore::keys::{GoalId, UserId};
+use goalstore::{GoalPattern, NewGoal, Target};
+use goalstore_lambda::emf::{self, EmfRecorder};
+use goalstore_lambda::{api, stream, Builder, Lambda, LambdaSettings};
+use goalstore_sidecar::config::Config;
+use goalstore_tests::dynamo;
+use goalstore_tests::servers::{MotoServer, RedisServer};
+use goalstore_tests::stores::DynamoStore;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const USER: &str = "3f1c2a9e-5b7d-4e21-9a0c-8d6e4b2f1a77";
+const MILESTONE: &str = "0a1b2c3d-0000-4000-8000-00000000abcd";
+
+fn settings() -> LambdaSettings {
+    LambdaSettings {
+        emf_namespace: emf::DEFAULT_NAMESPACE.into(),
+        environment: "test".into(),
+        function_name: "goalstore-e2e".into(),
+    }
+}
+
+/// The process's EMF recorder, installed (and the metrics described) on first use.
+fn recorder() -> anyhow::Result<EmfRecorder> {
+    static RECORDER: OnceLock<Option<EmfRecorder>> = OnceLock::new();
+    RECORDER
+        .get_or_init(|| goalstore_lambda::init::install_recorder(&settings()).ok())
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed in this process"))
+}
+
+/// A Lambda over `table` on the shared server, configured as by `GOALSTORE_*` flags `args`.
+async fn lambda(table: &str, args: &[&str]) -> anyhow::Result<Lambda> {
+    let table = format!("dynamodb:{table}");
+    let moto = MotoServer::shared().endpoint();
+    let mut argv = vec![
+        "goalstore-lambda",
+        "--table",
+        &table,
+        "--dynamodb-endpoint",
+        moto,
+    ];
+    argv.extend_from_slice(args);
+    let sdk = aws_config::SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "goalstore-tests",
+        )))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    Ok(Builder::new(Config::load(argv)?, settings())
+        .with_sdk_config(sdk)
+        .with_recorder(recorder()?)
+        .build()
+        .await?)
+}
+
+fn fixture_text(name: &str) -> anyhow::Result<String> {
+    let path = format!("{}/fixtures/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))
+}
+
+fn api_event(name: &str) -> anyhow::Result<LambdaEvent<ApiGatewayProxyRequest>> {
+    let request = serde_json::from_str(&fixture_text(name)?)?;
+    Ok(LambdaEvent::new(request, Context::default()))
+}
+
+/// A fresh table holding the origin fixture's items, and a Lambda over it with the `local` cache.
+async fn seeded() -> anyhow::Result<(DynamoStore, Lambda)> {
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let lambda = lambda(&seed.table_name, &["--cache", "local"]).await?;
+    Ok((seed, lambda))
+}
+
+/// [`seeded`] with the `tiered` cache over a Redis server of its own.
+async fn seeded_tiered() -> anyhow::Result<(DynamoStore, Lambda, RedisServer)> {
+    let redis = RedisServer::start().await?;
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let url = redis.url();
+    let args = [
+        "--cache",
+        "tiered",
+        "--redis-url",
+        &url,
+        "--redis-timeout",
+        "500ms",
+    ];
+    let lambda = lambda(&seed.table_name, &args).await?;
+    Ok((seed, lambda, redis))
+}
+
+/// The status and the JSON body of a response, after checking it is JSON.
+fn answer(response: &ApiGatewayProxyResponse) -> anyhow::Result<(i64, Value)> {
+    let content_type = response
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    anyhow::ensure!(
+        content_type == Some("application/json"),
+        "content-type {content_type:?}"
+    );
+    let body = match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text)?,
+        other => anyhow::bail!("body {other:?}"),
+    };
+    Ok((response.status_code, body))
+}
+
+/// No key anywhere in `value` has an underscore (snake_case leaked into the API), outside
+/// `metadata`.
+fn assert_camel_case(value: &Value, path: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                assert!(!key.contains('_'), "snake_case key {path}.{key}");
+                if key != "metadata" {
+                    assert_camel_case(inner, &format!("{path}.{key}"));
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| assert_camel_case(item, path)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn get_goal_answers_its_fixtures() -> anyhow::Result<()> {
+    let (_seed, lambda) = seeded().await?;
+    get_goal(&lambda).await
+}
+
+#[tokio::test]
+async fn get_goal_answers_its_fixtures_with_tiered() -> anyhow::Result<()> {
+    let (_seed, lambda, _redis) = seeded_tiered().await?;
+    get_goal(&lambda).await?;
+    // Again: now from the cache, the same answers.
+    get_goal(&lambda).await
+}
+
+async fn get_goal(lambda: &Lambda) -> anyhow::Result<()> {
+    let store = &lambda.store;
+
+    let (status, body) = answer(&api::get_goal(store, api_event("get-goal.json")?).await)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["goalId"], "7c9e6679-7425-40de-944b-e07fc1f90ae7");
+    assert_eq!(body["userId"], USER);
+    assert_eq!(body["title"], "Walk 10k steps daily");
+    assert_eq!(body["goalPattern"], "recurring");
+    assert_eq!(body["target"]["targetType"], "minimum");
+    assert!(body["createdAt"].is_string(), "{body}");
+    assert_camel_case(&body, "goal");
+
+    let (status, body) = answer(&api::get_goal(store, api_event("get-goal-missing.json")?).await)?;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let (status, body) = answer(&api::get_goal(store, api_event("get-goal-bad-id.json")?).await)?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_argument");
+    assert_eq!(body["error"]["field"], "goalId");
+
+    let anonymous = api::get_goal(store, api_event("get-goal-anonymous.json")?).await;
+    let (status, body) = answer(&anonymous)?;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_goals_answers_its_fixtures() -> anyhow::Result<()> {
+    let (_seed, lambda) = seeded().await?;
+    let store = &lambda.store;
+
+    let (status, body) = answer(&api::list_goals(store, api_event("list-goals.json")?).await)?;
+    assert_eq!(status, 200, "{body}");
+    let goals = body["goals"].as_array().cloned().unwrap_or_default();
+    let mut ids: Vec<&str> = goals.iter().filter_map(|g| g["goalId"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            MILESTONE,
+            "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "c0ffee00-2222-4333-8444-555566667777",
+        ],
+        "the active goals"
+    );
+    assert!(goals.iter().all(|g| g["status"] == "active"));
+    assert_camel_case(&body, "list");
+
+    // Paged: two, then the rest with the token; six goals in all.
+    let (status, first) =
+        answer(&api::list_goals(store, api_event("list-goals-page.json")?).await)?;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["goals"].as_array().map(Vec::len), Some(2));
+    let mut seen = 2;
+    let mut token = first["nextPageToken"].as_str().map(str::to_owned);
+    while let Some(page_token) = token {
+        let mut request: Value = serde_json::from_str(&fixture_text("list-goals-page.json")?)?;
+        request["queryStringParameters"]["pageToken"] = Value::String(page_token);
+        let event = LambdaEvent::new(serde_json::from_value(request)?, Context::default());
+        let (status, page) = answer(&api::list_goals(store, event).await)?;
+        assert_eq!(status, 200, "{page}");
+        seen += page["goals"].as_array().map_or(0, Vec::len);
+        token = page["nextPageToken"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 6, "every goal of the fixture once");
+
+    let bad = api::list_goals(store, api_event("list-goals-bad-status.json")?).await;
+    let (status, body) = answer(&bad)?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "status");
+    Ok(())
+}
+
+#[tokio::test]
+async fn log_activity_and_get_progress_answer_their_fixtures() -> anyhow::Result<()> {
+    let (seed, lambda) = seeded().await?;
+    log_activity_and_get_progress(&seed, &lambda).await
+}
+
+#[tokio::test]
+async fn log_activity_and_get_progress_answer_their_fixtures_with_tiered() -> anyhow::Result<()> {
+    let (seed, lambda, _redis) = seeded_tiered().await?;
+    log_activity_and_get_progress(&seed, &lambda).await
+}
+
+/// Progress before, the activity logged (and its retry), progress after: through the cache.
+async fn log_activity_and_get_progress(seed: &DynamoStore, lambda: &Lambda) -> anyhow::Result<()> {
+    let store = &lambda.store;
+
+    let (status, before) =
+        answer(&api::get_progress(store, api_event("get-progress.json")?).await)?;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["goalId"], MILESTONE);
+    assert_camel_case(&before, "progress");
+    let total_before = before["progress"]["totalAccumulated"]
+        .as_f64()
+        .unwrap_or(0.0);
+
+    let (status, logged) =
+        answer(&api::log_activity(store, api_event("log-activity.json")?).await)?;
+    assert_eq!(status, 201, "{logged}");
+    assert_eq!(
+        logged["activity"]["activityId"],
+        "lambda-fixture-activity-1"
+    );
+    assert_eq!(logged["activity"]["goalId"], MILESTONE);
+    assert_eq!(logged["activity"]["value"], 1200.0);
+    assert_eq!(logged["activity"]["unit"], "words");
+    assert_eq!(logged["activity"]["note"], "Chapter 3");
+    assert_eq!(
+        logged["progress"]["totalAccumulated"].as_f64(),
+        Some(total_before + 1200.0)
+    );
+    assert_camel_case(&logged, "logged");
+    let activities = seed
+        .client
+        .query()
+        .table_name(&seed.table_name)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{USER}")))
+        .expression_attribute_values(":sk", AttributeValue::S(format!("ACTIVITY#{MILESTONE}#")))
+        .consistent_read(true)
+        .send()
+        .await?
+        .items
+        .unwrap_or_default();
+    let written = activities.iter().filter(|item| {
+        item.get("activity_id") == Some(&AttributeValue::S("lambda-fixture-activity-1".into()))
+    });
+    assert_eq!(written.count(), 1, "the activity is in the table");
+
+    // A retry of the same request (same activityId) writes nothing and answers the first result.
+    let (status, again) = answer(&api::log_activity(store, api_event("log-activity.json")?).await)?;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["activity"], logged["activity"]);
+
+    let (status, after) = answer(&api::get_progress(store, api_event("get-progress.json")?).await)?;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(
+        after["progress"]["totalAccumulated"].as_f64(),
+        Some(total_before + 1200.0),
+        "counted once"
+    );
+
+    let archived = api::log_activity(store, api_event("log-activity-archived.json")?).await;
+    let (status, body) = answer(&archived)?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "failed_precondition");
+
+    let bad = api::log_activity(store, api_event("log-activity-bad-body.json")?).await;
+    let (status, body) = answer(&bad)?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "body");
+    Ok(())
+}
+
+fn milestone(id: &str) -> NewGoal {
+    NewGoal {
+        goal_id: Some(id.into()),
+        ..NewGoal::new(
+            id,
+            GoalPattern::Milestone,
+            Target {
+                metric: "count".into(),
+                value: Some(100.0),
+                ..Target::default()
+            },
+        )
+    }
+}
+
+async fn exists(
+    redis: &mut redis::aio::MultiplexedConnection,
+    key: &CacheKey,
+) -> anyhow::Result<bool> {
+    let found: i64 = redis::cmd("EXISTS")
+        .arg(&*key.text)
+        .query_async(redis)
+        .await?;
+    Ok(found == 1)
+}
+
+/// Goals written through one Lambda and read back (so their keys are cached), then changed in
+/// the table behind goalstore's back as the existing handlers do; the stream handler of another
+/// Lambda gets the fixture batch of those changes and must delete exactly the keys they make
+/// stale, after which the first Lambda reads the change.
+async fn stream_batch_invalidates_exactly_the_affected_keys(strategy: &str) -> anyhow::Result<()> {
+    let redis_server = RedisServer::start().await?;
+    let seed = DynamoStore::start().await?;
+    let url = redis_server.url();
+    let args = [
+        "--cache",
+        strategy,
+        "--redis-url",
+        &url,
+        "--redis-timeout",
+        "500ms",
+    ];
+    let reader = lambda(&seed.table_name, &args).await?;
+    let streamer = lambda(&seed.table_name, &args).await?;
+    let store = &reader.store;
+    let goals = [
+        ("stream-user-1", "sg-1"),
+        ("stream-user-1", "sg-2"),
+        ("stream-user-1", "sg-3"),
+        ("stream-user-2", "sg-4"),
+        ("stream-user-3", "sg-6"),
+    ];
+    for (user, goal) in goals {
+        store.create_goal(user, milestone(goal)).await?;
+    }
+    for (user, goal) in goals {
+        store.get_goal(user, goal).await?;
+        store.get_progress(user, goal).await?;
+    }
+    for user in ["stream-user-1", "stream-user-2", "stream-user-3"] {
+        store.list_active_goals(user).await?;
+    }
+    // sg-5 does not exist yet: its missing-marker is cached.
+    assert!(store.get_goal("stream-user-1", "sg-5").await.is_err());
+
+    let space = KeySpace::new("gs")?;
+    let user = |u: &str| UserId::parse(u);
+    let goal = |g: &str| GoalId::parse(g);
+    let stale = [
+        space.active_goals(&user("stream-user-1")?),
+        space.goal(&user("stream-user-1")?, &goal("sg-5")?),
+        space.goal(&user("stream-user-1")?, &goal("sg-1")?),
+        space.progress(&goal("sg-1")?),
+        space.goal(&user("stream-user-1")?, &goal("sg-2")?),
+        space.progress(&goal("sg-2")?),
+        space.active_goals(&user("stream-user-2")?),
+        space.goal(&user("stream-user-2")?, &goal("sg-4")?),
+        space.progress(&goal("sg-4")?),
+    ];
+    let kept = [
+        space.goal(&user("stream-user-1")?, &goal("sg-3")?),
+        space.progress(&goal("sg-3")?),
+        space.active_goals(&user("stream-user-3")?),
+        space.goal(&user("stream-user-3")?, &goal("sg-6")?),
+        space.progress(&goal("sg-6")?),
+    ];
+    let mut connection = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    for key in stale.iter().chain(&kept) {
+        assert!(
+            exists(&mut connection, key).await?,
+            "{strategy}: {} is cached",
+            key.text
+        );
+    }
+
+    // The old handler renames sg-1 in the table; the cache still answers the old title.
+    seed.client
+        .update_item()
+        .table_name(&seed.table_name)
+        .key("pk", AttributeValue::S("USER#stream-user-1".into()))
+        .key("sk", AttributeValue::S("GOAL#sg-1".into()))
+        .update_expression("SET title = :t")
+        .expression_attribute_values(":t", AttributeValue::S("Renamed again".into()))
+        .send()
+        .await?;
+    assert_eq!(store.get_goal("stream-user-1", "sg-1").await?.title, "sg-1");
+
+    let batch: StreamEvent = serde_json::from_str(&fixture_text("stream-batch.json")?)?;
+    let response =
+        stream::handle(&streamer.store, LambdaEvent::new(batch, Context::default())).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{strategy}: {:?}",
+        response.batch_item_failures
+    );
+    for key in &stale {
+        assert!(
+            !exists(&mut connection, key).await?,
+            "{strategy}: {} was invalidated",
+            key.text
+        );
+    }
+    for key in &kept {
+        assert!(
+            exists(&mut connection, key).await?,
+            "{strategy}: {} survives",
+            key.text
+        );
+    }
+    // The reader sees the change (tiered: once the pub/sub message dropped its local copy).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let title = store.get_goal("stream-user-1", "sg-1").await?.title;
+        if title == "Renamed again" {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{strategy}: the reader still sees `{title}`"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn stream_batch_invalidates_exactly_the_affected_keys_with_redis() -> anyhow::Result<()> {
+    stream_batch_invalidates_exactly_the_affected_keys("redis").await
+}
+
+#[tokio::test]
+async fn stream_batch_invalidates_exactly_the_affected_keys_with_tiered() -> anyhow::Result<()> {
+    stream_batch_invalidates_exactly_the_affected_keys("tiered").await
+}
+
+/// The documents of one invocation's flush.
+fn documents(out: &[u8]) -> anyhow::Result<Vec<Value>> {
+    std::str::from_utf8(out)?
+        .lines()
+        .map(|line| Ok(serde_json::from_str(line)?))
+        .collect()
+}
+
+/// The values of `name` in the documents whose dimensions include `labels`, and its unit.
+fn series(documents: &[Value], name: &str, labels: &[(&str, &str)]) -> (Vec<f64>, Vec<String>) {
+    let mut values = Vec::new();
+    let mut units = Vec::new();
+    for document in documents {
+        if !labels.iter().all(|(k, v)| document[*k] == *v) {
+            continue;
+        }
+        match &document[name] {
+            Value::Number(n) => values.extend(n.as_f64()),
+            Value::Array(items) => values.extend(items.iter().filter_map(Value::as_f64)),
+            _ => continue,
+        }
+        let declared = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        units.extend(
+            declared
+                .iter()
+                .filter(|m| m["Name"] == name)
+                .filter_map(|m| m["Unit"].as_str().map(str::to_owned)),
+        );
+    }
+    (values, units)
+}
+
+#[tokio::test]
+async fn emf_of_an_invocation_is_valid_and_carries_cache_and_latency_metrics() -> anyhow::Result<()>
+{
+    let (_seed, lambda) = seeded().await?;
+    let mut invocations = Vec::new();
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        let response = lambda
+            .invoke_to(
+                api::get_goal(&lambda.store, api_event("get-goal.json")?),
+                &mut out,
+            )
+            .await;
+        assert_eq!(response.status_code, 200);
+        invocations.push(documents(&out)?);
+    }
+    for documents in &invocations {
+        assert!(!documents.is_empty(), "an invocation emits metrics");
+        for document in documents {
+            let problems = emf::validate(document);
+            assert!(problems.is_empty(), "{problems:?} in {document}");
+            let directive = &document["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], emf::DEFAULT_NAMESPACE);
+            let dimensions = directive["Dimensions"][0]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(dimensions[..2], ["environment", "function"]);
+            assert_eq!(document["environment"], "test");
+            assert_eq!(document["function"], "goalstore-e2e");
+        }
+    }
+    let cache = goalstore::metrics::CACHE_REQUESTS;
+    let goal_lookup = |result| [("tier", "local"), ("kind", "goal"), ("result", result)];
+    // First invocation: a miss of the local tier, read from DynamoDB.
+    let (misses, units) = series(&invocations[0], cache, &goal_lookup("miss"));
+    assert!(misses.iter().sum::<f64>() >= 1.0, "{:?}", invocations[0]);
+    assert!(units.iter().all(|u| u == "Count") && !units.is_empty());
+    let (requests, _) = series(
+        &invocations[0],
+        goalstore::metrics::DYNAMODB_REQUESTS,
+        &[("operation", "BatchGetItem"), ("outcome", "ok")],
+    );
+    assert!(requests.iter().sum::<f64>() >= 1.0, "{:?}", invocations[0]);
+    // Second: a hit.
+    let (hits, units) = series(&invocations[1], cache, &goal_lookup("hit"));
+    assert!(hits.iter().sum::<f64>() >= 1.0, "{:?}", invocations[1]);
+    assert!(units.iter().all(|u| u == "Count") && !units.is_empty());
+    // Both: the call's latency, in seconds.
+    for documents in &invocations {
+        let (latencies, units) = series(
+            documents,
+            goalstore::metrics::OPERATION_DURATION,
+            &[("op", "get_goal")],
+        );
+        assert!(!latencies.is_empty(), "{documents:?}");
+        assert!(
+            latencies.iter().all(|s| *s > 0.0 && *s < 10.0),
+            "{latencies:?}"
+        );
+        assert!(units.iter().all(|u| u == "Seconds") && !units.is_empty());
+        let (calls, _) = series(
+            documents,
+            goalstore::metrics::OPERATIONS,
+            &[("op", "get_goal"), ("outcome", "ok")],
+        );
+        assert!(calls.iter().sum::<f64>() >= 1.0);
+    }
+    Ok(())
+}
+
+/// The `get-goal` binary, run as Lambda runs `bootstrap`: configured by the environment alone,
+/// polling a stand-in Runtime API. It answers each queued invocation, and writes each one's
+/// metrics to stdout as EMF (its logs go to stderr).
+#[tokio::test]
+async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> anyhow::Result<()> {
+    use goalstore_tests::runtime_api::{Outcome, RuntimeApi};
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt as _;
+
+    let binary = goalstore_tests::sidecar::binary("get-goal").map_err(|error| {
+        anyhow::anyhow!("{error} (the Lambda binaries: `cargo build -p goalstore-lambda --bins`)")
+    })?;
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let (api, mut outcomes) = RuntimeApi::start().await?;
+    let found = fixture_text("get-goal.json")?;
+    api.invoke("request-1", found.clone());
+    api.invoke("request-2", found);
+    api.invoke("request-3", fixture_text("get-goal-missing.json")?);
+
+    let table = format!("dynamodb:{}", seed.table_name);
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", api.address().as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "get-goal"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/get-goal"),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2025/01/05/[$LATEST]0123456789abcdef",
+            ),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("GOALSTORE_TABLE", table.as_str()),
+            (
+                "GOALSTORE_DYNAMODB_ENDPOINT",
+                MotoServer::shared().endpoint(),
+            ),
+            ("GOALSTORE_ENVIRONMENT", "test"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+
+    let mut answers = Vec::new();
+    while answers.len() < 3 {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), outcomes.recv()).await;
+        match outcome {
+            Ok(Some(Outcome::Response { request_id, body })) => {
+                answers.push((request_id, serde_json::from_str::<Value>(&body)?));
+            }
+            Ok(other) => anyhow::bail!("the function posted {other:?}"),
+            Err(_) => {
+                let _ = child.start_kill();
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    pipe.read_to_string(&mut stderr).await?;
+                }
+                anyhow::bail!("no answer within 60 s; the function's stderr:\n{stderr}");
+            }
+        }
+    }
+    child.start_kill()?;
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout).await?;
+    }
+    let _ = child.wait().await;
+
+    let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["request-1", "request-2", "request-3"]);
+    assert_eq!(answers[0].1["statusCode"], 200, "{}", answers[0].1);
+    let body: Value = serde_json::from_str(answers[0].1["body"].as_str().unwrap_or_default())?;
+    assert_eq!(body["title"], "Walk 10k steps daily");
+    assert_eq!(answers[1].1["statusCode"], 200);
+    assert_eq!(answers[2].1["statusCode"], 404);
+
+    // Stdout holds EMF documents only, each valid, carrying the function's dimensions.
+    let documents = documents(stdout.as_bytes())?;
+    assert!(!documents.is_empty(), "no EMF on stdout");
+    for document in &documents {
+        let problems = emf::validate(document);
+        assert!(problems.is_empty(), "{problems:?} in {document}");
+        assert_eq!(document["function"], "get-goal");
+        assert_eq!(document["environment"], "test");
+    }
+    // Flushed per invocation: the miss of the first and the hit of the second are separate
+    // documents, each counting one lookup (this process records nothing else).
+    let lookup = |result| [("tier", "local"), ("kind", "goal"), ("result", result)];
+    let cache = goalstore::metrics::CACHE_REQUESTS;
+    assert_eq!(series(&documents, cache, &lookup("miss")).0, [1.0, 1.0]);
+    assert_eq!(series(&documents, cache, &lookup("hit")).0, [1.0]);
+    let (latencies, units) = series(
+        &documents,
+        goalstore::metrics::OPERATION_DURATION,
+        &[("op", "get_goal")],
+    );
+    assert_eq!(latencies.len(), 3, "one sample per call: {latencies:?}");
+    assert!(units.iter().all(|u| u == "Seconds"));
+    let (not_found, _) = series(
+        &documents,
+        goalstore::metrics::OPERATIONS,
+        &[("op", "get_goal"), ("outcome", "not_found")],
+    );
+    assert_eq!(not_found, [1.0]);
+    Ok(())
+}
