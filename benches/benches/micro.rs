@@ -554,6 +554,25 @@ fn cache_hit(c: &mut Criterion) {
             }
         }
     }
+    // The goal above is the fixture's richest; each of its goals, one store each, shows how a
+    // hit's cost follows the goal's size and documents.
+    let per_goal: Vec<String> = fixture_goals()
+        .iter()
+        .enumerate()
+        .map(|(i, goal)| {
+            let store = warm_store(&rt, Strategy::Local, None, goal);
+            let bytes = codec::encode_goal(Some(goal)).len();
+            format!(
+                "goal {i} ({:?}, {bytes} B): {}",
+                goal.goal_pattern,
+                per_call(&rt, &store, goal, 50_000)
+            )
+        })
+        .collect();
+    distributions.push(format!(
+        "cache_hit/local per fixture goal:\n  {}",
+        per_goal.join("\n  ")
+    ));
     // The sidecar installs the Prometheus recorder before building its store; with it, every
     // call records its latency histogram and the hit counters are live.
     match goalstore_sidecar::metrics_endpoint::install_recorder() {
