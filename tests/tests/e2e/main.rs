@@ -5,6 +5,7 @@
 
 mod cache;
 mod client;
+mod faults_dynamodb;
 mod goalctl;
 mod items;
 mod observability;
