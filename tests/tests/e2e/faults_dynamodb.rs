@@ -90,7 +90,9 @@ async fn reads_are_complete_and_correct_through_latency_resets_throttles_and_unp
     faults.inject(Rule::times(Some("Query"), Fault::Reset, 1));
 
     let batch = t.store.get_goals(USER, &ids).await?;
-    assert_eq!(batch.goals, goals, "every goal, intact, in request order");
+    let read: Vec<&str> = batch.goals.iter().map(|g| g.goal_id.as_str()).collect();
+    assert_eq!(read, ids[..250], "every goal, in request order");
+    assert!(batch.goals == goals, "every goal intact");
     assert_eq!(batch.missing_goal_ids, ids[250..].to_vec());
     let single = t.store.get_goal(USER, &goals[7].goal_id).await?;
     assert_eq!(single, goals[7]);

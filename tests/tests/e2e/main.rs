@@ -6,6 +6,7 @@
 mod cache;
 mod client;
 mod faults_dynamodb;
+mod faults_redis;
 mod goalctl;
 mod items;
 mod observability;
