@@ -5,6 +5,7 @@
 
 mod cache;
 mod client;
+mod consistency;
 mod faults_dynamodb;
 mod faults_redis;
 mod goalctl;
