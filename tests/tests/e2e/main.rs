@@ -9,6 +9,7 @@ mod consistency;
 mod faults_dynamodb;
 mod faults_redis;
 mod goalctl;
+mod hostile;
 mod items;
 mod observability;
 mod otlp;

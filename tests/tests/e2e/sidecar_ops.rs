@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// The RPCs of `goalstore.v1.GoalStore`, as the contract lists them.
-const RPCS: [&str; 13] = [
+pub(crate) const RPCS: [&str; 13] = [
     "GetGoal",
     "BatchGetGoals",
     "ListActiveGoals",
