@@ -3,6 +3,7 @@
 //! sidecar as a separate process. One test binary, so the SDK is linked once; the harness
 //! (`goalstore_tests`) starts and stops the servers.
 
+mod access;
 mod cache;
 mod client;
 mod consistency;
