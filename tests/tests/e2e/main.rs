@@ -19,5 +19,6 @@ mod service;
 mod sidecar;
 mod sidecar_cache;
 mod sidecar_ops;
+mod soak;
 mod store;
 mod table;
