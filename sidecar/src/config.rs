@@ -374,6 +374,7 @@ mod tests {
     fn defaults_are_safe() {
         let config = Config::load(["goalstore-sidecar"]).expect("defaults parse");
         assert!(matches!(config.listen, Listen::Tcp(address) if address.ip().is_loopback()));
+        assert!(config.metrics_listen.ip().is_loopback());
         assert_eq!(config.table, TableChoice::Memory);
         assert!(config.consistent_reads);
         assert_eq!(config.cache, Strategy::Local);

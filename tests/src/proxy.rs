@@ -2,11 +2,10 @@
 //!
 //! Tests point the store at the proxy and assert how many requests actually reached
 //! DynamoDB, per operation: that is how caching and batching are observed from outside.
-//! Every request passes through `handle`, the one place where fault injection (added
-//! latency, throttling responses, dropped connections) would hook in.
+//! Every request passes through `handle`, where the proxy's fault plan ([`Faults`]: added
+//! latency, throttling responses, dropped connections, unprocessed keys) applies.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -26,6 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::faults::{self, Fault, Faults};
+
 /// Operation name counted for requests without a usable `X-Amz-Target` header.
 pub const UNKNOWN_OPERATION: &str = "unknown";
 
@@ -42,6 +43,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 pub struct DynamoProxy {
     address: SocketAddr,
     counts: Arc<Counts>,
+    faults: Arc<Faults>,
     /// Accepts connections and owns them; aborted on drop.
     task: JoinHandle<()>,
 }
@@ -56,6 +58,7 @@ impl DynamoProxy {
             .context("binding the proxy's listener")?;
         let address = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
+        let faults = Arc::new(Faults::default());
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let shared = Arc::new(Shared {
@@ -64,11 +67,13 @@ impl DynamoProxy {
             // client's, which its SigV4 signature covers.
             client: Client::builder(TokioExecutor::new()).build(connector),
             counts: Arc::clone(&counts),
+            faults: Arc::clone(&faults),
         });
         let task = tokio::spawn(serve(listener, shared));
         Ok(DynamoProxy {
             address,
             counts,
+            faults,
             task,
         })
     }
@@ -91,6 +96,11 @@ impl DynamoProxy {
     /// All counts, by operation.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.counts.lock().clone()
+    }
+
+    /// The fault plan: what to do to the requests that come next (nothing, at first).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Forget the counts so far.
@@ -128,6 +138,7 @@ struct Shared {
     upstream: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
     counts: Arc<Counts>,
+    faults: Arc<Faults>,
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -155,30 +166,67 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Counts one request and forwards it.
+/// Why the proxy closed a connection without answering (an injected reset).
+#[derive(Debug)]
+struct InjectedReset;
+
+impl std::fmt::Display for InjectedReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset injected by the goalstore-tests fault proxy")
+    }
+}
+
+impl std::error::Error for InjectedReset {}
+
+/// Counts one request, applies the fault plan, and forwards it.
 ///
-/// The single path every request takes: a fault hook would go here, between counting and
+/// The single path every request takes: the fault plan decides between counting and
 /// forwarding (sleep for added latency, answer a throttling error instead of forwarding,
-/// or return `Err` so hyper drops the connection).
+/// return `Err` so hyper drops the connection, or rewrite a BatchGetItem's answer).
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, InjectedReset> {
+    let operation = operation(request.headers());
     // Counted on arrival, so a request counts even when forwarding fails.
-    shared.counts.record(&operation(request.headers()));
-    Ok(match forward(&shared, request).await {
-        Ok(response) => response,
-        Err(error) => bad_gateway(&error),
-    })
+    shared.counts.record(&operation);
+    let fault = shared.faults.next(&operation);
+    match &fault {
+        Some(Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
+        Some(Fault::Reset) => return Err(InjectedReset),
+        Some(Fault::Throttle(code)) => return Ok(throttled(code)),
+        Some(Fault::Unprocessed) | None => {}
+    }
+    Ok(
+        match forward(&shared, request, fault == Some(Fault::Unprocessed)).await {
+            Ok(response) => response,
+            Err(error) => bad_gateway(&error),
+        },
+    )
+}
+
+/// DynamoDB's answer to a throttled request.
+fn throttled(code: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(faults::throttle_body(code)));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
 }
 
 /// Sends the request upstream as received and returns the upstream's response as sent.
 ///
 /// Bodies are buffered rather than streamed: DynamoDB bodies are small, and a whole body
 /// is what a fault hook would want to inspect.
+///
+/// With `withhold`, a successful BatchGetItem answer is rewritten to hand half its keys back as
+/// unprocessed.
 async fn forward(
     shared: &Shared,
     request: Request<Incoming>,
+    withhold: bool,
 ) -> anyhow::Result<Response<Full<Bytes>>> {
     let (mut parts, body) = request.into_parts();
     let body = body
@@ -186,6 +234,7 @@ async fn forward(
         .await
         .context("reading the request body")?
         .to_bytes();
+    let request_body = body.clone();
     parts.uri = upstream_uri(&shared.upstream, &parts.uri)?;
     parts.version = http::Version::HTTP_11;
     remove_hop_by_hop(&mut parts.headers);
@@ -195,12 +244,20 @@ async fn forward(
         .await
         .with_context(|| format!("forwarding to {}", shared.upstream))?;
     let (mut parts, body) = response.into_parts();
-    let body = body
+    let mut body = body
         .collect()
         .await
         .context("reading the upstream's response body")?
         .to_bytes();
     remove_hop_by_hop(&mut parts.headers);
+    if withhold && parts.status.is_success() {
+        if let Some(rewritten) = faults::withhold_half(&request_body, &body) {
+            body = rewritten;
+            // The length and checksum of the original body no longer hold.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.remove("x-amz-crc32");
+        }
+    }
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 

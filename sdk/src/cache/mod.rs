@@ -545,6 +545,9 @@ impl Cache {
             if let Err(failure) = redis.invalidate(&texts).await {
                 tracing::warn!(%failure, keys = texts.len(), "invalidation kept for replay: redis unreachable");
             }
+            // Again: a local fill that began after the first drop may have read the old value
+            // from Redis before the DEL landed; drop it (and its lease) now that Redis is clean.
+            self.drop_local(keys.iter().map(|k| &*k.text));
         }
         if let Some(publisher) = &self.publisher {
             publisher.publish(texts);

@@ -3,9 +3,14 @@
 //! sidecar as a separate process. One test binary, so the SDK is linked once; the harness
 //! (`goalstore_tests`) starts and stops the servers.
 
+mod access;
 mod cache;
 mod client;
+mod consistency;
+mod faults_dynamodb;
+mod faults_redis;
 mod goalctl;
+mod hostile;
 mod items;
 mod lambda;
 mod observability;
@@ -15,5 +20,6 @@ mod service;
 mod sidecar;
 mod sidecar_cache;
 mod sidecar_ops;
+mod soak;
 mod store;
 mod table;

@@ -23,23 +23,23 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Code;
 
-type Client = GoalStoreClient<Channel>;
+pub(crate) type Client = GoalStoreClient<Channel>;
 
 /// The owner of every goal here.
-const USER: &str = "u1";
+pub(crate) const USER: &str = "u1";
 /// Deadline of one Redis call in the sidecars. Generous (debug builds on a shared 2-core
 /// machine), so a slow but healthy Redis never sends a read to the table.
-const REDIS_TIMEOUT: &str = "500ms";
+pub(crate) const REDIS_TIMEOUT: &str = "500ms";
 /// Rounds of reads once warm.
 const ROUNDS: usize = 5;
 /// How soon a write through one sidecar must be visible through another sharing its Redis.
-const SHARED_WITHIN: Duration = Duration::from_millis(100);
+pub(crate) const SHARED_WITHIN: Duration = Duration::from_millis(100);
 /// Interval between reads polling another sidecar for a write.
 const POLL: Duration = Duration::from_millis(2);
 
 /// A cache configuration of the sidecar.
 #[derive(Debug, Clone)]
-struct CacheSetup {
+pub(crate) struct CacheSetup {
     /// GOALSTORE_CACHE.
     strategy: &'static str,
     /// GOALSTORE_REDIS_URL: one URL, or the cluster's comma-separated node list.
@@ -49,7 +49,7 @@ struct CacheSetup {
 }
 
 impl CacheSetup {
-    fn new(strategy: &'static str, redis: Option<String>, namespace: &str) -> Self {
+    pub(crate) fn new(strategy: &'static str, redis: Option<String>, namespace: &str) -> Self {
         Self {
             strategy,
             redis,
@@ -63,7 +63,11 @@ impl CacheSetup {
 }
 
 /// The sidecar over `table`, reaching DynamoDB at `dynamodb` (a counting proxy).
-async fn sidecar(table: &str, dynamodb: &str, cache: &CacheSetup) -> Result<SidecarProcess> {
+pub(crate) async fn sidecar(
+    table: &str,
+    dynamodb: &str,
+    cache: &CacheSetup,
+) -> Result<SidecarProcess> {
     let table = format!("dynamodb:{table}");
     let mut env = vec![
         ("GOALSTORE_TABLE", table.as_str()),
@@ -83,7 +87,7 @@ async fn sidecar(table: &str, dynamodb: &str, cache: &CacheSetup) -> Result<Side
 // --- Calls -------------------------------------------------------------------------------------
 
 /// Creates an active milestone goal (100 of something) with a client-chosen id.
-async fn create(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> {
+pub(crate) async fn create(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> {
     c.create_goal(pb::CreateGoalRequest {
         user_id: USER.into(),
         goal_id: goal_id.into(),
@@ -102,7 +106,7 @@ async fn create(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> 
     .context("CreateGoal answered no goal")
 }
 
-async fn retitle(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> {
+pub(crate) async fn retitle(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> {
     c.update_goal(pb::UpdateGoalRequest {
         user_id: USER.into(),
         goal_id: goal_id.into(),
@@ -127,7 +131,7 @@ async fn archive(c: &mut Client, goal_id: &str) -> Result<pb::Goal> {
 }
 
 /// Logs `value`; returns the progress the call answered.
-async fn log(c: &mut Client, goal_id: &str, value: f64) -> Result<pb::Progress> {
+pub(crate) async fn log(c: &mut Client, goal_id: &str, value: f64) -> Result<pb::Progress> {
     c.log_activity(pb::LogActivityRequest {
         user_id: USER.into(),
         goal_id: goal_id.into(),
@@ -140,7 +144,7 @@ async fn log(c: &mut Client, goal_id: &str, value: f64) -> Result<pb::Progress> 
     .context("LogActivity answered no progress")
 }
 
-async fn get_goal(c: &mut Client, goal_id: &str) -> Result<pb::Goal> {
+pub(crate) async fn get_goal(c: &mut Client, goal_id: &str) -> Result<pb::Goal> {
     c.get_goal(pb::GetGoalRequest {
         user_id: USER.into(),
         goal_id: goal_id.into(),
@@ -277,7 +281,7 @@ where
 
 /// Waits until `count` connections subscribe to the tiered invalidation channel of `cache`'s
 /// namespace (sharded on a cluster, where only the node owning the channel's slot counts them).
-async fn wait_for_subscribers(cache: &CacheSetup, count: i64) -> Result<()> {
+pub(crate) async fn wait_for_subscribers(cache: &CacheSetup, count: i64) -> Result<()> {
     let urls: Vec<&str> = cache
         .redis
         .as_deref()

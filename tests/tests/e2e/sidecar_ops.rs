@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// The RPCs of `goalstore.v1.GoalStore`, as the contract lists them.
-const RPCS: [&str; 13] = [
+pub(crate) const RPCS: [&str; 13] = [
     "GetGoal",
     "BatchGetGoals",
     "ListActiveGoals",
@@ -62,7 +62,7 @@ async fn sidecar_over(
 }
 
 /// A milestone goal with a client-chosen id.
-fn new_goal(user_id: &str, goal_id: &str) -> pb::CreateGoalRequest {
+pub(crate) fn new_goal(user_id: &str, goal_id: &str) -> pb::CreateGoalRequest {
     pb::CreateGoalRequest {
         user_id: user_id.into(),
         goal_id: goal_id.into(),

@@ -25,7 +25,7 @@ fn new_goal(id: &str, pattern: GoalPattern) -> NewGoal {
 }
 
 /// `count` goal items of `user`, created directly in the table.
-fn goal_items(user: &str, count: usize) -> anyhow::Result<Vec<goalstore::table::Item>> {
+pub(crate) fn goal_items(user: &str, count: usize) -> anyhow::Result<Vec<goalstore::table::Item>> {
     let template = origin_items()?
         .into_iter()
         .find(|item| goalstore::item::goal_from_item(item).is_ok())

@@ -1,0 +1,262 @@
+//! Redis faults: store A reaches Redis through a TCP fault proxy (`TcpFaultProxy`), store B
+//! shares the same Redis directly (both tiered: a local tier in front, pub/sub invalidation).
+//! A partition (the proxy stops forwarding both ways, then cuts the connections, as TCP does in
+//! the end) and a slow Redis (every chunk delayed past the Redis timeout): no call fails, A
+//! reports itself degraded, A's local tier is purged when its subscription comes back, and once
+//! A is no longer degraded nothing stale is served.
+//!
+//! `kill -9` of Redis mid-load and its restart are proven through two sidecars by
+//! `sidecar_cache::killing_redis_mid_run_fails_no_call_serves_nothing_stale_and_recovers`.
+
+use anyhow::{ensure, Context};
+use goalstore::cache::redis::RedisConfig;
+use goalstore::{
+    CacheConfig, GoalPattern, GoalStore, GoalUpdate, NewActivity, NewGoal, StoreConfig, Strategy,
+    Target,
+};
+use goalstore_tests::faults::{TcpFaultProxy, TcpMode};
+use goalstore_tests::servers::RedisServer;
+use goalstore_tests::stores::DynamoStore;
+use std::time::{Duration, Instant};
+
+const USER: &str = "u1";
+/// The Redis call deadline of both stores (the default).
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest any one call may take while Redis is sick: a few Redis timeouts plus DynamoDB.
+const CALL_BOUND: Duration = Duration::from_millis(1500);
+/// How long recovery may take once Redis is healthy again (breaker cooldown, probe, reconnect).
+const RECOVERY: Duration = Duration::from_secs(5);
+/// How soon another instance must see a write once both reach Redis (the pub/sub window, with
+/// slack for a shared 2-core machine).
+const CROSS_INSTANCE: Duration = Duration::from_secs(1);
+
+fn tiered(redis_url: String, namespace: &str) -> StoreConfig {
+    StoreConfig {
+        cache: CacheConfig {
+            strategy: Strategy::Tiered,
+            namespace: namespace.into(),
+            redis: RedisConfig {
+                urls: vec![redis_url],
+                timeout: REDIS_TIMEOUT,
+                ..RedisConfig::default()
+            },
+            ..CacheConfig::default()
+        },
+        ..StoreConfig::default()
+    }
+}
+
+fn milestone(id: &str) -> NewGoal {
+    NewGoal {
+        goal_id: Some(id.into()),
+        ..NewGoal::new(
+            "v1",
+            GoalPattern::Milestone,
+            Target {
+                metric: "count".into(),
+                value: Some(100.0),
+                ..Target::default()
+            },
+        )
+    }
+}
+
+fn retitle(title: &str) -> GoalUpdate {
+    GoalUpdate {
+        title: Some(title.into()),
+        ..GoalUpdate::default()
+    }
+}
+
+/// Waits until `count` instances subscribe to the namespace's invalidation channel.
+async fn wait_subscribed(redis: &RedisServer, namespace: &str, count: i64) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let channel = format!("{namespace}:v1:invalidations");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut connection)
+            .await?;
+        if subscribers >= count {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{subscribers} of {count} subscribed"
+        );
+        // Subscribing happens inside the stores' probe tasks: nothing to await.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs one store call, failing the test if it fails or takes longer than CALL_BOUND.
+async fn bounded<T>(
+    what: &str,
+    call: impl std::future::Future<Output = goalstore::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let result = call.await.with_context(|| format!("{what} failed"))?;
+    let took = started.elapsed();
+    ensure!(took < CALL_BOUND, "{what} took {took:?}");
+    Ok(result)
+}
+
+/// The title of `goal_id` as `store` reads it.
+async fn title(store: &GoalStore, goal_id: &str) -> anyhow::Result<String> {
+    Ok(bounded("get_goal", store.get_goal(USER, goal_id))
+        .await?
+        .title)
+}
+
+/// Polls `store` until it reads `expected` as the title of `goal_id`; returns how long it took.
+async fn sees(
+    store: &GoalStore,
+    goal_id: &str,
+    expected: &str,
+    within: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let seen = title(store, goal_id).await?;
+        if seen == expected {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < within,
+            "{goal_id}: still {seen:?}, not {expected:?}, after {within:?}"
+        );
+        // Delivery happens in the other store's subscriber task: nothing to await from here.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Store calls against A while Redis is sick, until A reports itself degraded: every call must
+/// succeed within CALL_BOUND. Returns the calls made.
+async fn work_until_degraded(a: &GoalStore) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    let mut calls = 0;
+    while !a.is_degraded() {
+        ensure!(
+            started.elapsed() < RECOVERY,
+            "not degraded after {calls} calls"
+        );
+        bounded("list_active_goals", a.list_active_goals(USER)).await?;
+        bounded("get_progress", a.get_progress(USER, "g1")).await?;
+        calls += 2;
+    }
+    Ok(calls)
+}
+
+async fn wait_recovered(a: &GoalStore) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while a.is_degraded() {
+        ensure!(
+            started.elapsed() < RECOVERY,
+            "still degraded {RECOVERY:?} after Redis came back"
+        );
+        // Recovery happens in A's probe task: nothing to await from here.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(started.elapsed())
+}
+
+#[tokio::test]
+async fn a_partition_fails_no_call_and_nothing_stale_is_served_once_it_heals() -> anyhow::Result<()>
+{
+    let redis = RedisServer::start().await?;
+    let proxy = TcpFaultProxy::start(&redis.url()).await?;
+    let t = DynamoStore::with_config(tiered(proxy.redis_url(), "partition")).await?;
+    let (a, b) = (
+        t.store.clone(),
+        t.another_store(tiered(redis.url(), "partition"))?,
+    );
+    for id in ["g1", "g2"] {
+        a.create_goal(USER, milestone(id)).await?;
+        assert_eq!(title(&a, id).await?, "v1");
+        assert_eq!(title(&b, id).await?, "v1");
+    }
+    wait_subscribed(&redis, "partition", 2).await?;
+    b.update_goal(USER, "g1", retitle("b1")).await?;
+    sees(&a, "g1", "b1", CROSS_INSTANCE).await?;
+
+    proxy.set_mode(TcpMode::Partitioned);
+    let calls = work_until_degraded(&a).await?;
+    // A writes while cut off: the call succeeds, A reads its own write, and the invalidation
+    // waits for Redis. B writes what A cannot hear about.
+    bounded("update_goal", a.update_goal(USER, "g2", retitle("a1"))).await?;
+    bounded(
+        "log_activity",
+        a.log_activity(USER, "g2", NewActivity::new(2.0)),
+    )
+    .await?;
+    assert_eq!(title(&a, "g2").await?, "a1", "read-your-writes on A");
+    b.update_goal(USER, "g1", retitle("b2")).await?;
+    assert!(a.is_degraded(), "degraded while partitioned");
+    let stats = a.stats().cache.context("a cache")?;
+    assert!(stats.degraded && stats.redis_errors > 0, "{stats:?}");
+    let purges_before = stats.local_purges;
+
+    // A long partition ends with the connections cut; then the network works again.
+    proxy.cut_connections();
+    proxy.set_mode(TcpMode::Pass);
+    let recovered = wait_recovered(&a).await?;
+    // The moment A says it is healthy, it serves nothing it cached before the partition.
+    assert_eq!(title(&a, "g1").await?, "b2", "A after the partition");
+    let stats = a.stats().cache.context("a cache")?;
+    assert!(
+        stats.local_purges > purges_before,
+        "the local tier was purged on reconnect: {stats:?}"
+    );
+    // A's write made during the partition is replayed and published: B sees it.
+    let seen = sees(&b, "g2", "a1", CROSS_INSTANCE).await?;
+    assert_eq!(
+        b.get_progress(USER, "g2").await?.total_accumulated,
+        Some(2.0)
+    );
+    eprintln!(
+        "partition: {calls} calls while partitioned, none failed; recovered {recovered:?} \
+         after the heal; B saw A's partition-time write {seen:?} later"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slow_redis_costs_a_timeout_never_a_failed_call() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let proxy = TcpFaultProxy::start(&redis.url()).await?;
+    let t = DynamoStore::with_config(tiered(proxy.redis_url(), "slow")).await?;
+    let (a, b) = (
+        t.store.clone(),
+        t.another_store(tiered(redis.url(), "slow"))?,
+    );
+    a.create_goal(USER, milestone("g1")).await?;
+    assert_eq!(title(&a, "g1").await?, "v1");
+    assert_eq!(title(&b, "g1").await?, "v1");
+    wait_subscribed(&redis, "slow", 2).await?;
+
+    // Every chunk waits 2.5 Redis timeouts, each way.
+    proxy.set_mode(TcpMode::Delay(REDIS_TIMEOUT * 5 / 2));
+    let calls = work_until_degraded(&a).await?;
+    bounded("update_goal", a.update_goal(USER, "g1", retitle("slow"))).await?;
+    assert_eq!(title(&a, "g1").await?, "slow", "read-your-writes on A");
+    b.update_goal(USER, "g1", retitle("b-during"))
+        .await
+        .context("B")?;
+
+    proxy.set_mode(TcpMode::Pass);
+    let recovered = wait_recovered(&a).await?;
+    // B's write happened while A's Redis answers came too late to trust: once healthy, A
+    // serves it, and B keeps seeing it (A's replayed invalidation must not bring back "slow").
+    let seen = sees(&a, "g1", "b-during", CROSS_INSTANCE).await?;
+    assert_eq!(title(&b, "g1").await?, "b-during");
+    let stats = a.stats().cache.context("a cache")?;
+    assert!(stats.redis_errors > 0, "{stats:?}");
+    eprintln!(
+        "slow redis: {calls} calls while slow, none failed; recovered {recovered:?}; \
+         A saw B's write {seen:?} after that"
+    );
+    Ok(())
+}
