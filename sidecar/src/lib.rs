@@ -4,6 +4,7 @@
 //! reflection, shutdown). The binary in `main.rs` only wires these together.
 
 pub mod config;
+pub mod deadline;
 pub mod metrics_endpoint;
 pub mod server;
 pub mod service;

@@ -192,7 +192,9 @@ pub async fn run(
         },
     );
     let router = tonic::transport::Server::builder()
-        .timeout(options.request_timeout)
+        .layer(crate::deadline::DeadlineLayer {
+            request_timeout: options.request_timeout,
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
