@@ -131,14 +131,13 @@ impl Builder {
                     Some(shared) => shared,
                     None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
                 };
-                let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared);
-                if let Some(endpoint) = &self.config.dynamodb_endpoint {
-                    dynamo = dynamo.endpoint_url(endpoint);
-                }
-                let client = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
                 Arc::new(
-                    DynamoTable::new(client, name.clone())
-                        .with_consistent_reads(self.config.consistent_reads),
+                    DynamoTable::from_sdk_config(
+                        &shared,
+                        name.clone(),
+                        self.config.dynamodb_endpoint.as_deref(),
+                    )
+                    .with_consistent_reads(self.config.consistent_reads),
                 )
             }
         };

@@ -47,7 +47,17 @@ impl DynamoTable {
     /// `endpoint` when given. Makes no network call: credentials are resolved on first use.
     pub async fn from_environment(table_name: impl Into<String>, endpoint: Option<&str>) -> Self {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let mut config = aws_sdk_dynamodb::config::Builder::from(&shared);
+        Self::from_sdk_config(&shared, table_name, endpoint)
+    }
+
+    /// A table over a client built from an AWS configuration already loaded (region,
+    /// credentials), with an optional endpoint override. Makes no network call.
+    pub fn from_sdk_config(
+        shared: &aws_config::SdkConfig,
+        table_name: impl Into<String>,
+        endpoint: Option<&str>,
+    ) -> Self {
+        let mut config = aws_sdk_dynamodb::config::Builder::from(shared);
         if let Some(endpoint) = endpoint {
             config = config.endpoint_url(endpoint);
         }
