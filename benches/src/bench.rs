@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .any(|s| matches!(s, Strategy::Redis | Strategy::Tiered));
     let redis = if needs_redis {
-        RedisSource::find(args.redis_url.clone())
+        RedisSource::find(args.redis_url.clone()).await
     } else {
         RedisSource::Unavailable("not needed".into())
     };

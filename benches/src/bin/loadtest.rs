@@ -492,9 +492,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut ratios = Vec::new();
     for &concurrency in &args.concurrency {
-        let sidecar_target = SIDECAR;
         let (Some(sidecar), Some(echo), Some(redis)) = (
-            find(sidecar_target, concurrency),
+            find(SIDECAR, concurrency),
             find(ECHO, concurrency),
             find(REDIS, concurrency),
         ) else {
@@ -504,7 +503,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let p50_ratio = sidecar.quantile_us(0.50) / echo.quantile_us(0.50);
         let throughput_ratio = sidecar.throughput() / redis.throughput();
         say!(
-            "c={concurrency} {sidecar_target}: /echo p99 {p99_ratio:.2}x (target <= 1.5: {}), p50 {p50_ratio:.2}x; \
+            "c={concurrency} {SIDECAR}: /echo p99 {p99_ratio:.2}x (target <= 1.5: {}), p50 {p50_ratio:.2}x; \
              /redis throughput {throughput_ratio:.2}{}",
             verdict(p99_ratio <= 1.5),
             if concurrency == 32 {
@@ -515,7 +514,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         ratios.push(json!({
             "concurrency": concurrency,
-            "sidecar": sidecar_target,
+            "sidecar": SIDECAR,
             "sidecar_over_echo_p99": p99_ratio,
             "sidecar_over_echo_p50": p50_ratio,
             "sidecar_over_redis_throughput": throughput_ratio,

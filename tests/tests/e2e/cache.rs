@@ -32,7 +32,8 @@ fn config(strategy: Strategy, redis_urls: &[String], namespace: &str) -> StoreCo
     }
 }
 
-fn milestone(id: &str) -> NewGoal {
+/// An active milestone goal titled "v1" (100 of something) with a chosen id.
+pub(crate) fn milestone(id: &str) -> NewGoal {
     NewGoal {
         goal_id: Some(id.into()),
         ..NewGoal::new(
@@ -47,7 +48,8 @@ fn milestone(id: &str) -> NewGoal {
     }
 }
 
-fn retitle(title: &str) -> GoalUpdate {
+/// An update that changes only the title.
+pub(crate) fn retitle(title: &str) -> GoalUpdate {
     GoalUpdate {
         title: Some(title.into()),
         ..GoalUpdate::default()

@@ -10,14 +10,13 @@
 
 use anyhow::{ensure, Context};
 use goalstore::cache::redis::RedisConfig;
-use goalstore::{
-    CacheConfig, GoalPattern, GoalStore, GoalUpdate, NewActivity, NewGoal, StoreConfig, Strategy,
-    Target,
-};
+use goalstore::{CacheConfig, GoalStore, NewActivity, StoreConfig, Strategy};
 use goalstore_tests::faults::{TcpFaultProxy, TcpMode};
 use goalstore_tests::servers::RedisServer;
 use goalstore_tests::stores::DynamoStore;
 use std::time::{Duration, Instant};
+
+use super::cache::{milestone, retitle};
 
 const USER: &str = "u1";
 /// The Redis call deadline of both stores (the default).
@@ -43,28 +42,6 @@ fn tiered(redis_url: String, namespace: &str) -> StoreConfig {
             ..CacheConfig::default()
         },
         ..StoreConfig::default()
-    }
-}
-
-fn milestone(id: &str) -> NewGoal {
-    NewGoal {
-        goal_id: Some(id.into()),
-        ..NewGoal::new(
-            "v1",
-            GoalPattern::Milestone,
-            Target {
-                metric: "count".into(),
-                value: Some(100.0),
-                ..Target::default()
-            },
-        )
-    }
-}
-
-fn retitle(title: &str) -> GoalUpdate {
-    GoalUpdate {
-        title: Some(title.into()),
-        ..GoalUpdate::default()
     }
 }
 
