@@ -17,8 +17,8 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use goalstore::{
-    ActivitySource, ActivityType, Error, GoalFilter, GoalService, NewActivity, PageRequest,
-    Timestamp,
+    ActivitySource, ActivityType, Document, Error, GoalFilter, GoalService, NewActivity,
+    PageRequest, Timestamp,
 };
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use lambda_runtime::LambdaEvent;
@@ -126,12 +126,12 @@ struct ActivityRequest {
     activity_type: Option<ActivityType>,
     activity_date: Option<Timestamp>,
     timezone: Option<String>,
-    location: Option<Value>,
-    context: Option<Value>,
+    location: Option<Document>,
+    context: Option<Document>,
     note: Option<String>,
-    attachments: Option<Value>,
+    attachments: Option<Document>,
     source: Option<ActivitySource>,
-    device_info: Option<Value>,
+    device_info: Option<Document>,
 }
 
 /// `POST /goals/{goalId}/activities`: logs an activity; answers it and the goal's new progress.

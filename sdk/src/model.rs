@@ -11,8 +11,105 @@
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// A schemaless value: a DynamoDB map, list, string, number, bool or NULL.
-pub type Document = serde_json::Value;
+/// A schemaless value — a DynamoDB map, list, string, number, bool or NULL — kept as its JSON
+/// text.
+///
+/// goalstore never looks inside these (schedule, context, rewards, metadata, ...): it carries
+/// them between the table, the cache and the caller. Keeping the text instead of a
+/// `serde_json::Value` tree makes a cache hit copy one string per document instead of building
+/// a map per document (most of what decoding a cached goal used to cost); [`Document::to_value`]
+/// builds the tree for a caller that wants to look inside.
+///
+/// The text is canonical (compact, map keys sorted, as `serde_json` writes a `Value`), so two
+/// documents are equal exactly when their values are. In human-readable formats (DynamoDB items
+/// through serde_dynamo, JSON) a document serializes as its value, so the table and JSON
+/// bodies see the same maps as before; in binary formats (the cache's MessagePack) it
+/// serializes as its JSON text, which decodes without building anything.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Document(Box<str>);
+
+impl Document {
+    /// The document holding `value`.
+    pub fn new(value: &serde_json::Value) -> Self {
+        // Writing a Value to a String cannot fail: its map keys are strings.
+        Self(value.to_string().into_boxed_str())
+    }
+
+    /// Parses JSON text into a document (in canonical form).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<serde_json::Value>(text).map(|value| Self::new(&value))
+    }
+
+    /// The canonical JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The value, as a tree.
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text is always valid JSON: every constructor writes it from a Value or checks it.
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether the document is a map.
+    pub fn is_object(&self) -> bool {
+        self.0.starts_with('{')
+    }
+
+    /// Whether the document is a list.
+    pub fn is_array(&self) -> bool {
+        self.0.starts_with('[')
+    }
+}
+
+impl From<serde_json::Value> for Document {
+    fn from(value: serde_json::Value) -> Self {
+        Self::new(&value)
+    }
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Document({})", self.0)
+    }
+}
+
+impl std::fmt::Display for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            self.to_value().serialize(serializer)
+        } else {
+            serializer.serialize_str(&self.0)
+        }
+    }
+}
+
+impl Document {
+    /// Checks that the text is JSON, without building it. A document read from a binary format
+    /// is taken as written (see `Deserialize`); the cache checks the documents of every value it
+    /// did not encode itself with this.
+    pub fn check(&self) -> Result<(), serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.0).map(|_| ())
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            return serde_json::Value::deserialize(deserializer).map(|value| Self::new(&value));
+        }
+        // Taken as written: checking costs as much as the rest of a cached goal's decode, and
+        // the cache's own bytes need none (see `cache::codec`). Bytes from elsewhere go through
+        // `Document::check`.
+        String::deserialize(deserializer).map(|text| Self(text.into_boxed_str()))
+    }
+}
 
 /// An ISO-8601 instant, kept as written (`2025-01-05T10:00:00.123456Z` or `...+00:00`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -342,6 +439,24 @@ mod tests {
         assert_eq!(z.key_form(), "2025-01-05T10:00:00.123456+00:00");
         assert!(Timestamp::parse("yesterday").is_none());
         assert!(Timestamp::parse("2025-01-05T10:00:00").is_some());
+    }
+
+    #[test]
+    fn documents_are_canonical_json_and_values_in_readable_formats() {
+        let a = Document::from_json(r#"{ "b": [1, 2.5, null], "a": {"y": true, "x": "s"} }"#)
+            .expect("valid JSON");
+        let b =
+            Document::from(serde_json::json!({"a": {"x": "s", "y": true}, "b": [1, 2.5, null]}));
+        assert_eq!(a, b);
+        assert_eq!(a.as_json(), r#"{"a":{"x":"s","y":true},"b":[1,2.5,null]}"#);
+        assert!(a.is_object() && !a.is_array());
+        assert_eq!(a.to_value()["a"]["x"], "s");
+        // JSON (and serde_dynamo, also human-readable) sees the value, not a string.
+        assert_eq!(serde_json::to_value(&a).expect("serializes"), a.to_value());
+        let back: Document = serde_json::from_str(r#"{"b":[1,2.5,null],"a":{"y":true,"x":"s"}}"#)
+            .expect("deserializes");
+        assert_eq!(back, a);
+        assert!(Document::from_json("{not json").is_err());
     }
 
     #[test]

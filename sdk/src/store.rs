@@ -445,7 +445,7 @@ impl GoalStore {
                 let key = cache.keys().goal(&user, &goal);
                 let (user, goal) = (user.clone(), goal.clone());
                 cache
-                    .read_through(key, codec::decode_goal, move || {
+                    .read_through(key, codec::GOAL, move || {
                         async move {
                             let found = store.load_goal(&user, &goal).await?;
                             Ok(codec::encode_goal(found.as_ref()))
@@ -489,7 +489,7 @@ impl GoalStore {
                     let store = self.clone();
                     let ids = ids.clone();
                     cache
-                        .read_through_many(keys, codec::decode_goal, move |misses| {
+                        .read_through_many(keys, codec::GOAL, move |misses| {
                             async move {
                                 let wanted: Vec<GoalId> =
                                     misses.iter().map(|i| ids[*i].clone()).collect();
@@ -540,7 +540,7 @@ impl GoalStore {
                     let store = self.clone();
                     let key = cache.keys().active_goals(&user);
                     cache
-                        .read_through(key, codec::decode_goals, move || {
+                        .read_through(key, codec::GOALS, move || {
                             async move {
                                 Ok(codec::encode_goals(&store.load_active_goals(&user).await?))
                             }
@@ -1191,7 +1191,7 @@ impl GoalStore {
             let key = cache.keys().progress(&goal_id);
             let (owner, goal) = (user.clone(), goal_id.clone());
             let cached = cache
-                .read_through(key, codec::decode_progress, move || {
+                .read_through(key, codec::PROGRESS, move || {
                     async move {
                         let progress = store.compute_progress(&owner, &goal).await?;
                         Ok(codec::encode_progress(&OwnedProgress {

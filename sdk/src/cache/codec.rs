@@ -1,7 +1,8 @@
 //! The encoding of cached values: compact, versioned, and checked on the way back.
 //!
 //! `[format version][kind tag][MessagePack body]`. MessagePack (rmp-serde, structs as arrays)
-//! is compact and self-describing enough for the schemaless parts of a goal. A value whose
+//! is compact; a goal's schemaless documents go in as their JSON text (see `model::Document`), so
+//! decoding a cached goal copies them instead of building maps. A value whose
 //! header does not match, or whose body does not decode, is an error: the cache counts it,
 //! deletes it and reads the table instead.
 
@@ -10,8 +11,13 @@ use crate::model::{Goal, Progress};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Bumped whenever the layout below changes (the key prefix's schema version moves with it).
-const FORMAT_VERSION: u8 = 1;
+/// Bumped whenever the layout below changes (2: documents as their JSON text).
+///
+/// The key prefix keeps its version when only this changes: during a rolling upgrade, instances
+/// of both formats then still share keys and invalidations, and each deletes the other's values
+/// as undecodable (a miss) instead of serving them. A new key prefix would part their
+/// invalidations, and an old instance would serve values a new one had made stale.
+const FORMAT_VERSION: u8 = 2;
 
 /// Why cached bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -57,6 +63,58 @@ fn decode<T: DeserializeOwned>(kind: CacheKind, bytes: &[u8]) -> Result<T, Decod
         }),
         _ => Err(DecodeError::Truncated),
     }
+}
+
+/// How values of one kind are read back from cached bytes.
+///
+/// `decode` trusts what a decode cannot see: that every [`Document`](crate::Document) holds
+/// valid JSON. That holds for bytes this process encoded, which is everything in the local tier
+/// (filled from its own encodings, or from Redis values that passed `check`). `check` is for
+/// bytes from outside the process (Redis): it decodes them and checks the documents too.
+#[derive(Debug)]
+pub struct Codec<T> {
+    pub decode: fn(&[u8]) -> Result<T, DecodeError>,
+    pub check: fn(&[u8]) -> Result<(), DecodeError>,
+}
+
+impl<T> Clone for Codec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Codec<T> {}
+
+/// A goal, or the marker that it does not exist.
+pub const GOAL: Codec<Option<Goal>> = Codec {
+    decode: decode_goal,
+    check: |bytes| check_goals(decode_goal(bytes)?.iter()),
+};
+
+/// The active goals of a user.
+pub const GOALS: Codec<Vec<Goal>> = Codec {
+    decode: decode_goals,
+    check: |bytes| check_goals(decode_goals(bytes)?.iter()),
+};
+
+/// The progress of a goal and its owner (it holds no documents).
+pub const PROGRESS: Codec<OwnedProgress> = Codec {
+    decode: decode_progress,
+    check: |bytes| decode_progress(bytes).map(|_| ()),
+};
+
+fn check_goals<'a>(goals: impl Iterator<Item = &'a Goal>) -> Result<(), DecodeError> {
+    for goal in goals {
+        for document in [&goal.schedule, &goal.context, &goal.rewards, &goal.metadata]
+            .into_iter()
+            .flatten()
+        {
+            document
+                .check()
+                .map_err(|e| DecodeError::Body(format!("a document is not JSON: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// A goal, or `None`: the marker that it does not exist.
@@ -110,21 +168,21 @@ mod tests {
                 ..Target::default()
             },
             schedule: Some(
-                serde_json::json!({"frequency": "daily", "times": ["07:30"], "skip": 1}),
+                serde_json::json!({"frequency": "daily", "times": ["07:30"], "skip": 1}).into(),
             ),
             progress: Progress {
                 percent_complete: 42.5,
                 ..Progress::default()
             },
             context: None,
-            rewards: Some(serde_json::json!({"points": 10, "ratio": 0.5, "none": null})),
+            rewards: Some(serde_json::json!({"points": 10, "ratio": 0.5, "none": null}).into()),
             status: GoalStatus::Active,
             visibility: Visibility::Private,
             created_at: Timestamp::parse("2025-01-05T10:00:00.123456Z").expect("valid"),
             updated_at: Timestamp::parse("2025-01-05T10:00:00.123456+00:00").expect("valid"),
             completed_at: None,
             archived_at: None,
-            metadata: Some(serde_json::json!({})),
+            metadata: Some(serde_json::json!({}).into()),
             is_journal_linked: true,
         }
     }
@@ -157,6 +215,35 @@ mod tests {
         assert_eq!(decode_goal(&[]), Err(DecodeError::Truncated));
         assert!(matches!(
             decode_goal(&goal[..goal.len() / 2]),
+            Err(DecodeError::Body(_))
+        ));
+    }
+
+    #[test]
+    fn documents_are_cached_as_checked_json_text() {
+        // The schedule travels as its canonical JSON text (keys sorted), not as a map.
+        let text = br#"{"frequency":"daily","skip":1,"times":["07:30"]}"#;
+        let break_schedule = |bytes: &Bytes| {
+            let at = bytes
+                .windows(text.len())
+                .position(|window| window == text)
+                .expect("the schedule's JSON text is in the value");
+            let mut broken = bytes.to_vec();
+            broken[at] = b'(';
+            broken
+        };
+        // Text that is not JSON fails the check of bytes from outside the process, so such a
+        // value is dropped, not served as a goal with a broken document.
+        let goal = encode_goal(Some(&sample_goal()));
+        assert_eq!((GOAL.check)(&goal), Ok(()));
+        assert!(matches!(
+            (GOAL.check)(&break_schedule(&goal)),
+            Err(DecodeError::Body(_))
+        ));
+        let goals = encode_goals(&[sample_goal()]);
+        assert_eq!((GOALS.check)(&goals), Ok(()));
+        assert!(matches!(
+            (GOALS.check)(&break_schedule(&goals)),
             Err(DecodeError::Body(_))
         ));
     }

@@ -6,8 +6,9 @@
 //! | progress     | `{progress:goal:{goal_id}}`      |
 //! | one goal     | `{goal:user:{user_id}:{goal_id}}`|
 //!
-//! Every key starts with `{namespace}:v{SCHEMA_VERSION}:`, so two deployments or two encodings
-//! never read each other's bytes. The braces are a Redis Cluster hash tag: a key and its fill
+//! Every key starts with `{namespace}:v{SCHEMA_VERSION}:`, so two deployments, or two versions
+//! whose keys mean different things, never share entries. (A change of the values' encoding
+//! alone moves the format byte in front of each value instead, see `codec.rs`.) The braces are a Redis Cluster hash tag: a key and its fill
 //! lease (`…:lease`) live in one slot, so one Lua script can check the lease and set the value.
 //! Keys are built from validated ids only, which cannot contain `{`, `}`, `:` or newlines.
 
@@ -15,7 +16,7 @@ use crate::error::Error;
 use crate::keys::{GoalId, UserId};
 use std::sync::Arc;
 
-/// Bumped whenever the encoding of a cached value changes.
+/// Bumped whenever what a key names changes (its kind, its ids, what makes it stale).
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What a cache entry holds.

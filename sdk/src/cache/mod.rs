@@ -22,7 +22,7 @@ pub mod local;
 pub mod redis;
 
 use self::bus::Publisher;
-use self::codec::DecodeError;
+use self::codec::{Codec, DecodeError};
 use self::flight::Flights;
 use self::keys::{CacheKey, CacheKind, KeySpace};
 use self::local::LocalTier;
@@ -405,10 +405,10 @@ impl Cache {
     pub async fn read_through<T: 'static>(
         self: &Arc<Self>,
         key: CacheKey,
-        decode: fn(&[u8]) -> Result<T, DecodeError>,
+        codec: Codec<T>,
         load: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Error>> + Send + 'static,
     ) -> Result<T, Error> {
-        if let Some(value) = self.local_hit(&key, decode) {
+        if let Some(value) = self.local_hit(&key, codec) {
             return Ok(value);
         }
         let cache = self.clone();
@@ -416,10 +416,10 @@ impl Cache {
         let bytes = self
             .flights
             .run(&flight_key, move || {
-                async move { cache.fill(key, decode_check(decode), load).await }.boxed()
+                async move { cache.fill(key, codec, load).await }.boxed()
             })
             .await?;
-        decode(&bytes).map_err(|e| Error::CorruptItem {
+        (codec.decode)(&bytes).map_err(|e| Error::CorruptItem {
             key: "freshly encoded cache value".into(),
             reason: e.to_string(),
         })
@@ -431,11 +431,11 @@ impl Cache {
     pub async fn read_through_many<T: 'static>(
         self: &Arc<Self>,
         keys: Vec<CacheKey>,
-        decode: fn(&[u8]) -> Result<T, DecodeError>,
+        codec: Codec<T>,
         load: impl FnOnce(Vec<usize>) -> BoxFuture<'static, Result<Vec<Bytes>, Error>>,
     ) -> Result<Vec<T>, Error> {
         let mut values: Vec<Option<T>> =
-            keys.iter().map(|key| self.local_hit(key, decode)).collect();
+            keys.iter().map(|key| self.local_hit(key, codec)).collect();
         let misses: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
         if !misses.is_empty() {
             let local_leases: Vec<_> = misses
@@ -444,17 +444,14 @@ impl Cache {
                 .collect();
             let mut remaining = Vec::new();
             let mut remaining_leases = Vec::new();
-            let redis_hits = futures::future::join_all(
-                misses
-                    .iter()
-                    .map(|i| self.redis_hit(&keys[*i], decode_check(decode))),
-            )
-            .await;
+            let redis_hits =
+                futures::future::join_all(misses.iter().map(|i| self.redis_hit(&keys[*i], codec)))
+                    .await;
             for ((index, lease), hit) in misses.iter().zip(local_leases).zip(redis_hits) {
                 match hit {
                     Some(bytes) => {
                         self.fill_local(&keys[*index], lease, &bytes);
-                        values[*index] = Some(decode(&bytes).map_err(corrupt)?);
+                        values[*index] = Some((codec.decode)(&bytes).map_err(corrupt)?);
                     }
                     None => {
                         remaining.push(*index);
@@ -487,7 +484,7 @@ impl Cache {
                 futures::future::join_all(fills).await;
                 for ((index, lease), bytes) in remaining.iter().zip(remaining_leases).zip(loaded) {
                     self.fill_local(&keys[*index], lease, &bytes);
-                    values[*index] = Some(decode(&bytes).map_err(corrupt)?);
+                    values[*index] = Some((codec.decode)(&bytes).map_err(corrupt)?);
                 }
             }
         }
@@ -598,14 +595,11 @@ impl Cache {
         stats
     }
 
-    fn local_hit<T>(
-        &self,
-        key: &CacheKey,
-        decode: fn(&[u8]) -> Result<T, DecodeError>,
-    ) -> Option<T> {
+    fn local_hit<T>(&self, key: &CacheKey, codec: Codec<T>) -> Option<T> {
         let local = self.local.as_ref()?;
         if let Some(bytes) = local.get(key) {
-            match decode(&bytes) {
+            // The local tier holds only bytes this process encoded or checked: no `check`.
+            match (codec.decode)(&bytes) {
                 Ok(value) => {
                     self.counters
                         .lookup(&self.metrics, Tier::Local, key.kind, true);
@@ -625,14 +619,10 @@ impl Cache {
         None
     }
 
-    async fn redis_hit(
-        &self,
-        key: &CacheKey,
-        valid: impl Fn(&[u8]) -> bool + Send + Sync,
-    ) -> Option<Bytes> {
+    async fn redis_hit<T>(&self, key: &CacheKey, codec: Codec<T>) -> Option<Bytes> {
         let redis = self.redis.as_ref()?;
         match redis.get(key).await {
-            Ok(Some(bytes)) if valid(&bytes) => {
+            Ok(Some(bytes)) if (codec.check)(&bytes).is_ok() => {
                 self.counters
                     .lookup(&self.metrics, Tier::Redis, key.kind, true);
                 return Some(bytes);
@@ -679,14 +669,14 @@ impl Cache {
     }
 
     /// The miss path of one key: lease locally, try Redis, else lease in Redis, load, fill both.
-    async fn fill(
+    async fn fill<T>(
         self: Arc<Self>,
         key: CacheKey,
-        valid: impl Fn(&[u8]) -> bool + Send + Sync,
+        codec: Codec<T>,
         load: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Error>> + Send,
     ) -> Result<Bytes, Error> {
         let local_lease = self.local.as_ref().map(|l| l.begin_fill(&key));
-        if let Some(bytes) = self.redis_hit(&key, valid).await {
+        if let Some(bytes) = self.redis_hit(&key, codec).await {
             self.fill_local(&key, local_lease, &bytes);
             return Ok(bytes);
         }
@@ -771,12 +761,6 @@ fn corrupt(error: DecodeError) -> Error {
         key: "cached value".into(),
         reason: error.to_string(),
     }
-}
-
-fn decode_check<T: 'static>(
-    decode: fn(&[u8]) -> Result<T, DecodeError>,
-) -> impl Fn(&[u8]) -> bool + Send + Sync + 'static {
-    move |bytes| decode(bytes).is_ok()
 }
 
 /// Probes a degraded Redis tier, replays lost invalidations (and republishes them), and keeps

@@ -1,6 +1,7 @@
 //! The cache in front of the store: no stale fill for any strategy, lifetimes per kind, missing
 //! markers, invalidation rules, decoding failures, owners of progress, and an unreachable Redis.
 
+use goalstore::cache::codec;
 use goalstore::cache::keys::CacheKind;
 use goalstore::cache::redis::RedisConfig;
 use goalstore::cache::Tier;
@@ -415,6 +416,28 @@ async fn values_that_do_not_decode_are_misses_and_are_replaced() -> anyhow::Resu
         (3_000_000..=3_600_000).contains(&ttl),
         "progress lives an hour in redis: {ttl}"
     );
+
+    // A value of the current format whose document is not JSON: every other field decodes, so
+    // only the check of Redis bytes stands between it and a caller.
+    let mut forged = t.store.get_goal("u1", "g1").await?;
+    forged.title = "forged".into();
+    forged.schedule = Some(serde_json::json!({"days": 1}).into());
+    let bytes = codec::encode_goal(Some(&forged)).to_vec();
+    let text = br#"{"days":1}"#;
+    let at = bytes
+        .windows(text.len())
+        .position(|window| window == text)
+        .expect("the schedule's JSON text is in the value");
+    let mut broken = bytes.clone();
+    broken[at] = b'(';
+    redis::cmd("SET")
+        .arg(key)
+        .arg(broken)
+        .query_async::<()>(&mut connection)
+        .await?;
+    assert_eq!(t.store.get_goal("u1", "g1").await?.title, "v1");
+    let stats = t.store.stats().cache.expect("a cache");
+    assert_eq!(stats.decode_failures, 2);
     Ok(())
 }
 

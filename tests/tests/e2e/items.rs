@@ -71,7 +71,7 @@ fn origin_activities_decode() -> anyhow::Result<()> {
     assert_eq!(first.value, 2500.0);
     assert_eq!(first.logged_at.as_str(), "2025-01-06T12:00:00.123456Z");
     let context = first.context.as_ref().expect("context kept");
-    assert_eq!(context["weather"]["humidity"], 0.81);
+    assert_eq!(context.to_value()["weather"]["humidity"], 0.81);
     Ok(())
 }
 

@@ -130,7 +130,7 @@ async fn origin_goals_come_back_intact_and_created_goals_have_the_layout() -> an
     );
     let schedule = walk.schedule.expect("schedule kept");
     assert_eq!(
-        wire::document_of_struct(&schedule)?["preferred_times"],
+        wire::document_of_struct(&schedule)?.to_value()["preferred_times"],
         serde_json::json!(["07:30", "18:00"])
     );
     assert_eq!(
@@ -148,7 +148,7 @@ async fn origin_goals_come_back_intact_and_created_goals_have_the_layout() -> an
                 value: Some(30.0),
                 ..Default::default()
             }),
-            metadata: wire::struct_of(&serde_json::json!({"source": "sidecar-test"})),
+            metadata: wire::struct_of(&serde_json::json!({"source": "sidecar-test"}).into()),
             ..Default::default()
         })
         .await?
