@@ -19,6 +19,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// invalidations, and an old instance would serve values a new one had made stale.
 const FORMAT_VERSION: u8 = 2;
 
+/// Room for most goals at once (the fixture's encode to 513–731 bytes).
+const ENCODE_SCRATCH_BYTES: usize = 2048;
+
 /// Why cached bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -40,13 +43,14 @@ pub struct OwnedProgress {
 }
 
 fn encode<T: Serialize + ?Sized>(kind: CacheKind, value: &T) -> Bytes {
-    let mut bytes = vec![FORMAT_VERSION, kind as u8];
+    // Encoded into a scratch buffer, then copied into a block of exactly its size: a cached
+    // value lives for minutes, so it should not hold spare capacity (a 514-byte goal in a grown
+    // Vec holds a 1 KiB block), nor leave behind the blocks a Vec grows through.
+    let mut scratch = Vec::with_capacity(ENCODE_SCRATCH_BYTES);
+    scratch.extend_from_slice(&[FORMAT_VERSION, kind as u8]);
     // Serializing plain data to a Vec cannot fail; an empty body would decode as an error.
-    let _ = rmp_serde::encode::write(&mut bytes, value);
-    // The Vec grew by doubling; a cached value lives for minutes, so give back the spare
-    // capacity (a 514-byte goal otherwise holds a 1 KiB block for its whole life).
-    bytes.shrink_to_fit();
-    Bytes::from(bytes)
+    let _ = rmp_serde::encode::write(&mut scratch, value);
+    Bytes::copy_from_slice(&scratch)
 }
 
 fn decode<T: DeserializeOwned>(kind: CacheKind, bytes: &[u8]) -> Result<T, DecodeError> {
