@@ -443,7 +443,6 @@ impl GoalStore {
             Some(cache) => {
                 let store = self.clone();
                 let key = cache.keys().goal(&user, &goal);
-                let (user, goal) = (user.clone(), goal.clone());
                 cache
                     .read_through(key, codec::GOAL, move || {
                         async move {
@@ -455,7 +454,11 @@ impl GoalStore {
                     .await?
             }
         };
-        found.ok_or_else(|| not_found_goal(&goal))
+        // `goal_id` is valid: it parsed above.
+        found.ok_or_else(|| Error::NotFound {
+            kind: "goal",
+            id: goal_id.to_owned(),
+        })
     }
 
     /// One goal from the table, through the batch loader.
