@@ -217,7 +217,7 @@ where
     let floor = if low == f64::MAX {
         0.01
     } else {
-        10f64.powf(low.max(0.001).log10().floor())
+        log_floor(low)
     };
     // A decade of headroom above the tallest bar for the legend.
     let ceiling = 10f64.powf(high.max(floor * 10.0).log10().ceil() + 1.0);
@@ -230,6 +230,18 @@ where
         floor,
         f64::MAX,
     )
+}
+
+/// A decade boundary below `low`, far enough that a bar of height `low` still shows (a local
+/// hit's p50 of exactly 0.01 ms would otherwise be a bar of no height). Never below 0.0001.
+fn log_floor(low: f64) -> f64 {
+    let low = low.max(0.001);
+    let decade = 10f64.powf(low.log10().floor());
+    if decade > low / 2.0 {
+        decade / 10.0
+    } else {
+        decade
+    }
 }
 
 fn linear_bars<DB: DrawingBackend>(
@@ -336,6 +348,15 @@ fn number(value: f64, limit: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::tests::sample;
+
+    #[test]
+    fn the_log_axis_starts_far_enough_below_the_lowest_bar() {
+        assert!((log_floor(0.01) - 0.001).abs() < 1e-12);
+        assert!((log_floor(0.012) - 0.001).abs() < 1e-12);
+        assert!((log_floor(0.05) - 0.01).abs() < 1e-12);
+        assert!((log_floor(5.8) - 1.0).abs() < 1e-12);
+        assert!((log_floor(0.0) - 0.0001).abs() < 1e-12);
+    }
 
     #[test]
     fn draws_a_png_with_the_embedded_font() -> anyhow::Result<()> {
