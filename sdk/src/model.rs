@@ -47,8 +47,16 @@ impl Document {
 
     /// The value, as a tree.
     pub fn to_value(&self) -> serde_json::Value {
-        // The text is always valid JSON: every constructor writes it from a Value or checks it.
+        // Null only for text that is not JSON, which only an unchecked binary format can give
+        // (see `Deserialize` and `check`).
         serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Checks that the text is JSON, without building it. A document read from a binary format
+    /// is taken as written (see `Deserialize`); the cache checks the documents of every value it
+    /// did not encode itself with this.
+    pub fn check(&self) -> Result<(), serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.0).map(|_| ())
     }
 
     /// Whether the document is a map.
@@ -87,15 +95,6 @@ impl Serialize for Document {
         } else {
             serializer.serialize_str(&self.0)
         }
-    }
-}
-
-impl Document {
-    /// Checks that the text is JSON, without building it. A document read from a binary format
-    /// is taken as written (see `Deserialize`); the cache checks the documents of every value it
-    /// did not encode itself with this.
-    pub fn check(&self) -> Result<(), serde_json::Error> {
-        serde_json::from_str::<serde::de::IgnoredAny>(&self.0).map(|_| ())
     }
 }
 
