@@ -9,7 +9,7 @@
 //! redaction of the logged configuration (`goalstore-sidecar` unit tests `defaults_are_safe`,
 //! `secrets_are_redacted`), ids refused before any request (`store::bad_ids_are_refused_before_any_request`).
 
-use crate::sidecar_cache::{sidecar, CacheSetup, Client};
+use crate::sidecar_cache::{create_for, sidecar, CacheSetup, Client};
 use crate::sidecar_ops::new_goal;
 use anyhow::{ensure, Context};
 use goalstore_proto::v1 as pb;
@@ -23,23 +23,6 @@ const BOB: &str = "bob";
 
 fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
     result.map_or_else(|status| status.code(), |_| Code::Ok)
-}
-
-async fn create(c: &mut Client, user: &str, goal: &str, title: &str) -> anyhow::Result<()> {
-    c.create_goal(pb::CreateGoalRequest {
-        user_id: user.into(),
-        goal_id: goal.into(),
-        title: title.into(),
-        goal_pattern: pb::GoalPattern::Milestone as i32,
-        target: Some(pb::Target {
-            metric: "count".into(),
-            value: Some(100.0),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await?;
-    Ok(())
 }
 
 async fn log(c: &mut Client, user: &str, goal: &str, value: f64) -> Result<(), tonic::Status> {
@@ -73,27 +56,29 @@ async fn view(c: &mut Client, user: &str, goal: &str) -> anyhow::Result<String> 
         .await?
         .into_inner();
     let batch: Vec<String> = batch.goals.iter().map(|g| g.title.clone()).collect();
-    let active: Vec<String> = c
-        .list_active_goals(pb::ListActiveGoalsRequest {
+    let ids_and_titles = |goals: Vec<pb::Goal>| -> Vec<String> {
+        goals
+            .iter()
+            .map(|g| format!("{}:{}", g.goal_id, g.title))
+            .collect()
+    };
+    let active = ids_and_titles(
+        c.list_active_goals(pb::ListActiveGoalsRequest {
             user_id: user.into(),
         })
         .await?
         .into_inner()
-        .goals
-        .iter()
-        .map(|g| format!("{}:{}", g.goal_id, g.title))
-        .collect();
-    let all: Vec<String> = c
-        .list_goals(pb::ListGoalsRequest {
+        .goals,
+    );
+    let all = ids_and_titles(
+        c.list_goals(pb::ListGoalsRequest {
             user_id: user.into(),
             ..Default::default()
         })
         .await?
         .into_inner()
-        .goals
-        .iter()
-        .map(|g| format!("{}:{}", g.goal_id, g.title))
-        .collect();
+        .goals,
+    );
     let progress = match c
         .get_progress(pb::GetProgressRequest {
             user_id: user.into(),
@@ -143,12 +128,12 @@ async fn no_user_reads_or_changes_another_users_goal_progress_or_activities_cach
     let two = sidecar(&t.table_name, &t.proxy.endpoint(), &cache).await?;
     let (mut a, mut b) = (one.client().await?, two.client().await?);
 
-    create(&mut a, ALICE, "private", "alice's secret goal").await?;
+    create_for(&mut a, ALICE, "private", "alice's secret goal").await?;
     log(&mut a, ALICE, "private", 5.0).await?;
     // The same goal id for both: progress is cached under the goal id alone.
-    create(&mut a, ALICE, "shared-id", "alice's").await?;
+    create_for(&mut a, ALICE, "shared-id", "alice's").await?;
     log(&mut a, ALICE, "shared-id", 3.0).await?;
-    create(&mut b, BOB, "shared-id", "bob's").await?;
+    create_for(&mut b, BOB, "shared-id", "bob's").await?;
     log(&mut b, BOB, "shared-id", 40.0).await?;
 
     let bob_sees_nothing = "get=NotFound batch=[] active=[\"shared-id:bob's\"] \

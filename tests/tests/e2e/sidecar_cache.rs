@@ -88,8 +88,18 @@ pub(crate) async fn sidecar(
 
 /// Creates an active milestone goal (100 of something) with a client-chosen id.
 pub(crate) async fn create(c: &mut Client, goal_id: &str, title: &str) -> Result<pb::Goal> {
+    create_for(c, USER, goal_id, title).await
+}
+
+/// [`create`], for another user.
+pub(crate) async fn create_for(
+    c: &mut Client,
+    user_id: &str,
+    goal_id: &str,
+    title: &str,
+) -> Result<pb::Goal> {
     c.create_goal(pb::CreateGoalRequest {
-        user_id: USER.into(),
+        user_id: user_id.into(),
         goal_id: goal_id.into(),
         title: title.into(),
         goal_pattern: pb::GoalPattern::Milestone as i32,
