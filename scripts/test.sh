@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs when missing, checks the proto contract,
 # checks and unit-tests the alert rules, builds the binaries the end-to-end tests start
-# (goalstore-sidecar, goalctl, the Lambda handlers), and runs every test of the workspace.
+# (goalstore-sidecar, goalctl, the Lambda handlers), runs the README's first command as a smoke
+# test (scripts/smoke-readme.sh), and runs every test of the workspace.
 # The tests start their own servers (moto_server, redis-server) on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,5 @@ fi
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
 cargo build --locked -p goalstore-sidecar -p goalstore-lambda --bins
+scripts/smoke-readme.sh
 cargo test --locked --workspace

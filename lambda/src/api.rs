@@ -34,6 +34,7 @@ pub fn status_of(error: &Error) -> u16 {
         Error::InvalidArgument { .. } => 400,
         Error::Unauthenticated(_) => 401,
         Error::NotFound { .. } => 404,
+        Error::Rule(rule) => rule.code.http_status(),
         Error::FailedPrecondition(_) | Error::AlreadyExists { .. } => 409,
         Error::ResourceExhausted(_) => 429,
         Error::CorruptItem { .. } => 500,

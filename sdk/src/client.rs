@@ -60,6 +60,8 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct Client {
     grpc: GoalStoreClient<Channel>,
+    /// The same channel, for the standard health service beside GoalStore.
+    channel: Channel,
     config: ClientConfig,
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
@@ -106,7 +108,8 @@ impl Client {
             ),
         };
         Ok(Self {
-            grpc: GoalStoreClient::new(channel),
+            grpc: GoalStoreClient::new(channel.clone()),
+            channel,
             config,
             authorization,
         })
@@ -161,6 +164,25 @@ impl Client {
 }
 
 impl Client {
+    /// The sidecar's readiness as `grpc.health.v1.Health/Check` answers it for `service` (`""`
+    /// for the whole server): `true` when SERVING. Not retried: a readiness probe wants the
+    /// answer of now. Health needs no token, so none is sent.
+    pub async fn serving(&self, service: &str) -> Result<bool> {
+        use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+        let mut request = Request::new(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        });
+        request.set_timeout(self.config.timeout);
+        let response = tokio::time::timeout(
+            self.config.timeout,
+            HealthClient::new(self.channel.clone()).check(request),
+        )
+        .await
+        .map_err(|_| Error::Unavailable("health check: deadline exceeded".into()))?
+        .map_err(|status| error_of(&status))?;
+        Ok(response.into_inner().status == ServingStatus::Serving as i32)
+    }
+
     /// Admin: the sidecar's cache and table statistics.
     pub async fn stats(&self) -> Result<pb::StatsResponse> {
         self.call(true, pb::StatsRequest {}, |mut c, r| async move {

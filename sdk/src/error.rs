@@ -1,9 +1,10 @@
 //! The errors of the store's public API.
 //!
 //! One enum, one variant per way a caller must react: fix the request (`InvalidArgument`),
-//! look elsewhere (`NotFound`), change the goal first (`FailedPrecondition`), use the existing
-//! one (`AlreadyExists`), or retry later (`Throttled`, `Unavailable`). The sidecar maps each
-//! variant to one gRPC code in one place.
+//! look elsewhere (`NotFound`), respect a business rule of the goals API (`Rule`, with the rule's
+//! code), change the goal first (`FailedPrecondition`), use the existing one (`AlreadyExists`),
+//! or retry later (`Throttled`, `Unavailable`). The sidecar maps each variant to one gRPC code in
+//! one place (`wire::status_of`), the Lambda handlers to one HTTP status.
 
 use crate::table::TableError;
 
@@ -13,6 +14,12 @@ pub enum Error {
     /// The request is malformed; `field` names the offending field. Nothing was read or written.
     #[error("invalid argument `{field}`: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// A business rule of the goals API refused the request (the existing handlers' rules:
+    /// quota, duplicate titles, dates, per-pattern values, status transitions, units). Nothing
+    /// was written. gRPC: FAILED_PRECONDITION carrying the rule's code; HTTP: 422 (400 for
+    /// `INVALID_GOAL_PATTERN_OPERATION`), as the existing handlers answer.
+    #[error("{}: {}", .0.code, .0.message)]
+    Rule(Box<RuleViolation>),
     /// No such item for this user.
     #[error("{kind} `{id}` not found")]
     NotFound { kind: &'static str, id: String },
@@ -39,7 +46,85 @@ pub enum Error {
     CorruptItem { key: String, reason: String },
 }
 
+/// The code of a business rule, as the existing handlers name it in their error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleCode {
+    /// The user already has the most active goals allowed.
+    GoalQuotaExceeded,
+    /// A goal's fields break a rule: a date in the past, a pattern's configuration, a duplicate
+    /// active title, a streak longer than a year.
+    GoalValidationError,
+    /// The goal is completed or archived and can no longer be modified.
+    GoalAlreadyCompleted,
+    /// An activity breaks a rule of its goal: status, unit, value, date.
+    ActivityValidationError,
+    /// The operation does not exist for the goal's pattern (a streak activity that is not
+    /// progress).
+    InvalidGoalPatternOperation,
+}
+
+impl RuleCode {
+    /// Every code, for tests and lookups.
+    pub const ALL: &'static [RuleCode] = &[
+        RuleCode::GoalQuotaExceeded,
+        RuleCode::GoalValidationError,
+        RuleCode::GoalAlreadyCompleted,
+        RuleCode::ActivityValidationError,
+        RuleCode::InvalidGoalPatternOperation,
+    ];
+
+    /// The wire spelling: `GOAL_QUOTA_EXCEEDED`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleCode::GoalQuotaExceeded => "GOAL_QUOTA_EXCEEDED",
+            RuleCode::GoalValidationError => "GOAL_VALIDATION_ERROR",
+            RuleCode::GoalAlreadyCompleted => "GOAL_ALREADY_COMPLETED",
+            RuleCode::ActivityValidationError => "ACTIVITY_VALIDATION_ERROR",
+            RuleCode::InvalidGoalPatternOperation => "INVALID_GOAL_PATTERN_OPERATION",
+        }
+    }
+
+    /// The code of a wire spelling.
+    pub fn from_text(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+
+    /// The HTTP status the existing handlers answer it with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            RuleCode::InvalidGoalPatternOperation => 400,
+            _ => 422,
+        }
+    }
+}
+
+impl std::fmt::Display for RuleCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A business rule that refused a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleViolation {
+    pub code: RuleCode,
+    /// For people, e.g. `Goal quota exceeded. Current: 50, Max: 50`.
+    pub message: String,
+    /// For programs, as the existing handlers' `details`: e.g. `{"current_count": 50,
+    /// "max_allowed": 50}` or `{"validation_errors": ["..."]}`; an empty map when there is none.
+    pub details: serde_json::Value,
+}
+
 impl Error {
+    /// A business rule's refusal.
+    pub fn rule(code: RuleCode, message: impl Into<String>, details: serde_json::Value) -> Self {
+        Self::Rule(Box::new(RuleViolation {
+            code,
+            message: message.into(),
+            details,
+        }))
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,
@@ -52,6 +137,7 @@ impl Error {
         match self {
             Error::InvalidArgument { .. } => "invalid_argument",
             Error::NotFound { .. } => "not_found",
+            Error::Rule(_) => "rule",
             Error::FailedPrecondition(_) => "failed_precondition",
             Error::AlreadyExists { .. } => "already_exists",
             Error::Throttled { .. } => "throttled",
@@ -69,6 +155,7 @@ impl Error {
             self,
             Error::InvalidArgument { .. }
                 | Error::NotFound { .. }
+                | Error::Rule(_)
                 | Error::FailedPrecondition(_)
                 | Error::AlreadyExists { .. }
                 | Error::Unauthenticated(_)

@@ -24,7 +24,7 @@ pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, Strategy};
 pub use client::{Client, ClientConfig};
-pub use error::{Error, Result};
+pub use error::{Error, Result, RuleCode, RuleViolation};
 pub use events::{Event, EventKind};
 pub use model::*;
 pub use service::GoalService;

@@ -5,7 +5,7 @@
 //! `Error::InvalidArgument` naming the field, never a panic; every `Error` maps to exactly one
 //! gRPC code, and back.
 
-use crate::error::Error;
+use crate::error::{Error, RuleCode};
 use crate::events::{Event, EventKind};
 use crate::model::{
     Activity, ActivitySource, ActivityType, Direction, Document, Goal, GoalPattern, GoalStatus,
@@ -21,6 +21,10 @@ const FIELD: &str = "x-goalstore-field";
 const KIND: &str = "x-goalstore-kind";
 const ID: &str = "x-goalstore-id";
 const REASON: &str = "x-goalstore-reason";
+/// The business rule's code (`GOAL_QUOTA_EXCEEDED`, ...) of a FAILED_PRECONDITION.
+const RULE: &str = "x-goalstore-rule";
+/// The rule's details, as JSON text.
+const RULE_DETAILS: &str = "x-goalstore-rule-details";
 
 /// Every field an `InvalidArgument` can name; a client maps names back to these.
 const KNOWN_FIELDS: &[&str] = &[
@@ -90,7 +94,7 @@ pub fn status_of(error: &Error) -> Status {
     let code = match error {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
         Error::NotFound { .. } => Code::NotFound,
-        Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::FailedPrecondition(_) | Error::Rule(_) => Code::FailedPrecondition,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Throttled { .. } | Error::Unavailable(_) => Code::Unavailable,
         Error::CorruptItem { .. } => Code::DataLoss,
@@ -111,6 +115,10 @@ pub fn status_of(error: &Error) -> Status {
         Error::NotFound { kind, id } | Error::AlreadyExists { kind, id } => {
             put(KIND, kind);
             put(ID, id);
+        }
+        Error::Rule(rule) => {
+            put(RULE, rule.code.as_str());
+            put(RULE_DETAILS, &rule.details.to_string());
         }
         _ => {}
     }
@@ -136,6 +144,22 @@ pub fn error_of(status: &Status) -> Error {
             kind: known(KNOWN_KINDS, &meta(KIND).unwrap_or_default(), "item"),
             id: meta(ID).unwrap_or(message),
         },
+        Code::FailedPrecondition if meta(RULE).is_some() => {
+            let code = meta(RULE).as_deref().and_then(RuleCode::from_text);
+            match code {
+                Some(code) => Error::rule(
+                    code,
+                    message
+                        .strip_prefix(&format!("{code}: "))
+                        .unwrap_or(&message)
+                        .to_owned(),
+                    meta(RULE_DETAILS)
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or_else(|| serde_json::json!({})),
+                ),
+                None => Error::FailedPrecondition(message),
+            }
+        }
         Code::FailedPrecondition => Error::FailedPrecondition(
             message
                 .strip_prefix("failed precondition: ")

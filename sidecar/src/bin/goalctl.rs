@@ -1,12 +1,16 @@
 //! `goalctl`: the goalstore sidecar from the command line.
 //!
 //! A thin client over [`goalstore::Client`] (so it gets the SDK's deadlines, retries of
-//! UNAVAILABLE and error mapping): create, get, list and archive goals, log activities, read
-//! progress, and the admin calls `stats` and `invalidate-user`. Output is a readable table, or
+//! UNAVAILABLE and error mapping): create, get (one or a batch), list, update and archive goals,
+//! log and list activities, read progress, the readiness check `health`, and the admin calls
+//! `stats` and `invalidate-user`. Output is a readable table, or
 //! JSON with `--json` (the model's own serde form, so scripts can rely on the field names).
 //!
 //! ```sh
 //! goalctl create --user u1 --title "Read 20 books" --pattern milestone --target-value 20
+//! goalctl update --user u1 --goal <goal id> --title "Read 25 books" --target-value 25
+//! goalctl batch-get --user u1 --goal <id> --goal <id>
+//! goalctl activities --user u1 --goal <goal id> --from 2025-01-01T00:00:00Z
 //! goalctl --json progress --user u1 --goal <goal id>
 //! GOALSTORE_ENDPOINT=unix:/run/goalstore.sock goalctl stats
 //! ```
@@ -21,8 +25,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use goalstore::{
-    Client, ClientConfig, Goal, GoalFilter, GoalPattern, GoalService, GoalStatus, NewActivity,
-    NewGoal, Page, PageRequest, Period, Progress, Target, Timestamp,
+    Activity, ActivityFilter, Client, ClientConfig, Goal, GoalFilter, GoalPattern, GoalService,
+    GoalStatus, GoalUpdate, NewActivity, NewGoal, Page, PageRequest, Period, Progress, Target,
+    Timestamp,
 };
 use goalstore_proto::v1 as pb;
 use serde_json::{json, Value};
@@ -81,14 +86,22 @@ enum Command {
     Create(CreateArgs),
     /// Show one goal.
     Get(GoalRef),
+    /// Show several goals of one user in one call (BatchGetGoals); names the ids not found.
+    BatchGet(BatchGetArgs),
     /// List a user's goals (a page at a time), or only the active ones.
     List(ListArgs),
+    /// Change a goal's fields; those not given stay as they are.
+    Update(UpdateArgs),
     /// Archive a goal (archiving an archived goal is not an error).
     Archive(GoalRef),
     /// Log an activity toward a goal and show the goal's new progress.
     Log(LogArgs),
+    /// List a goal's activities, newest logged first (a page at a time).
+    Activities(ActivitiesArgs),
     /// Show a goal's progress.
     Progress(GoalRef),
+    /// Readiness: exits 0 when the sidecar's health check answers SERVING, 1 otherwise.
+    Health(HealthArgs),
     /// Admin: the sidecar's cache and table statistics.
     Stats,
     /// Admin: drop every cached entry of a user.
@@ -135,6 +148,9 @@ struct CreateArgs {
     /// Length of one period (recurring and limit goals).
     #[arg(long, value_enum)]
     period: Option<PeriodArg>,
+    /// When the goal is due, ISO-8601 (milestone and target goals).
+    #[arg(long, value_parser = parse_timestamp)]
+    target_date: Option<Timestamp>,
     /// A goal id of your choosing; makes the create safe to retry. Generated when absent.
     #[arg(long)]
     id: Option<String>,
@@ -144,6 +160,73 @@ struct CreateArgs {
     /// A category, e.g. `health`.
     #[arg(long)]
     category: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct BatchGetArgs {
+    /// The goals' owner.
+    #[arg(long)]
+    user: String,
+    /// A goal id; repeat for more (`--goal a --goal b`) or separate with commas.
+    #[arg(long = "goal", required = true, value_delimiter = ',')]
+    goals: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// The goal's owner.
+    #[arg(long)]
+    user: String,
+    /// The goal's id.
+    #[arg(long)]
+    goal: String,
+    /// A new title.
+    #[arg(long)]
+    title: Option<String>,
+    /// A new description.
+    #[arg(long)]
+    description: Option<String>,
+    /// A new category.
+    #[arg(long)]
+    category: Option<String>,
+    /// A new status (archive with `archive`).
+    #[arg(long, value_enum)]
+    status: Option<UpdateStatusArg>,
+    /// A new target value; the rest of the target stays as it is.
+    #[arg(long, allow_negative_numbers = true)]
+    target_value: Option<f64>,
+    /// A new unit of the target value.
+    #[arg(long)]
+    unit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ActivitiesArgs {
+    /// The goal's owner.
+    #[arg(long)]
+    user: String,
+    /// The goal's id.
+    #[arg(long)]
+    goal: String,
+    /// Only activities logged at or after this time, ISO-8601.
+    #[arg(long, value_parser = parse_timestamp)]
+    from: Option<Timestamp>,
+    /// Only activities logged at or before this time, ISO-8601.
+    #[arg(long, value_parser = parse_timestamp)]
+    to: Option<Timestamp>,
+    /// At most this many activities (the sidecar's default when absent).
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// The next-page token a previous `activities` printed.
+    #[arg(long)]
+    page_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The service to ask about; the whole server when absent.
+    #[arg(long, default_value = "")]
+    service: String,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +265,9 @@ struct LogArgs {
     /// The activity's value (e.g. pages read, minutes, kilograms).
     #[arg(long, allow_negative_numbers = true)]
     value: f64,
+    /// Unit of the value; the goal's target unit when absent.
+    #[arg(long)]
+    unit: Option<String>,
     /// An activity id of your choosing; makes the log safe to retry. Generated when absent.
     #[arg(long)]
     id: Option<String>,
@@ -255,6 +341,26 @@ impl From<NewStatusArg> for GoalStatus {
     }
 }
 
+/// The statuses an update may set (archiving has its own call).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum UpdateStatusArg {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+}
+
+impl From<UpdateStatusArg> for GoalStatus {
+    fn from(value: UpdateStatusArg) -> Self {
+        match value {
+            UpdateStatusArg::Draft => GoalStatus::Draft,
+            UpdateStatusArg::Active => GoalStatus::Active,
+            UpdateStatusArg::Paused => GoalStatus::Paused,
+            UpdateStatusArg::Completed => GoalStatus::Completed,
+        }
+    }
+}
+
 /// Any goal status, for filtering.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StatusArg {
@@ -282,12 +388,18 @@ fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
         .ok_or_else(|| format!("`{text}` is not an ISO-8601 time, e.g. 2025-01-05T10:00:00Z"))
 }
 
+/// `health` found the sidecar up but not serving: exit 1 with nothing more on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("not serving")]
+struct NotServing;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let endpoint = cli.endpoint.clone();
     match run(cli).await.map_err(|e| at_endpoint(e, &endpoint)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<NotServing>() => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -305,6 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 value: Some(args.target_value),
                 unit: args.unit,
                 period: args.period.map(Period::from),
+                target_date: args.target_date,
                 ..Target::default()
             };
             if target.metric.is_empty() {
@@ -323,6 +436,96 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(fail)?;
             show_goal(json, &goal)
+        }
+        Command::BatchGet(args) => {
+            let batch = client
+                .get_goals(&args.user, &args.goals)
+                .await
+                .map_err(fail)?;
+            if json {
+                return emit_json(&json!({
+                    "goals": batch.goals,
+                    "missing_goal_ids": batch.missing_goal_ids,
+                }));
+            }
+            show_goals(
+                false,
+                &Page {
+                    items: batch.goals,
+                    next_page_token: None,
+                },
+            )?;
+            if batch.missing_goal_ids.is_empty() {
+                return Ok(());
+            }
+            emit(&format!("not found: {}", batch.missing_goal_ids.join(", ")))
+        }
+        Command::Update(args) => {
+            let target = if args.target_value.is_some() || args.unit.is_some() {
+                // UpdateGoal replaces the whole target: start from the goal's own.
+                let current = client
+                    .get_goal(&args.user, &args.goal)
+                    .await
+                    .map_err(fail)?;
+                let mut target = current.target;
+                if let Some(value) = args.target_value {
+                    target.value = Some(value);
+                }
+                if let Some(unit) = args.unit {
+                    target.unit = Some(unit);
+                }
+                Some(target)
+            } else {
+                None
+            };
+            let update = GoalUpdate {
+                title: args.title,
+                description: args.description,
+                category: args.category,
+                status: args.status.map(GoalStatus::from),
+                target,
+                ..GoalUpdate::default()
+            };
+            if update == GoalUpdate::default() {
+                anyhow::bail!(
+                    "nothing to update: give at least one of --title, --description, --category, \
+                     --status, --target-value, --unit"
+                );
+            }
+            let goal = client
+                .update_goal(&args.user, &args.goal, update)
+                .await
+                .map_err(fail)?;
+            show_goal(json, &goal)
+        }
+        Command::Activities(args) => {
+            let filter = ActivityFilter {
+                from: args.from,
+                to: args.to,
+            };
+            let page = PageRequest {
+                page_size: args.page_size,
+                page_token: args.page_token,
+            };
+            let page = client
+                .list_activities(&args.user, &args.goal, &filter, &page)
+                .await
+                .map_err(fail)?;
+            show_activities(json, &page)
+        }
+        Command::Health(args) => {
+            let serving = client.serving(&args.service).await.map_err(fail)?;
+            let status = if serving { "SERVING" } else { "NOT_SERVING" };
+            if json {
+                emit_json(&json!({ "status": status }))?;
+            } else {
+                emit(status)?;
+            }
+            if !serving {
+                // Exit 1 like any failure, but the answer was already printed.
+                return Err(NotServing.into());
+            }
+            Ok(())
         }
         Command::List(args) => {
             let page = if args.active {
@@ -368,6 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(args) => {
             let mut new = NewActivity::new(args.value);
             new.activity_id = args.id;
+            new.unit = args.unit;
             new.activity_date = args.date;
             new.note = args.note;
             let logged = client
@@ -571,6 +775,42 @@ fn show_goals(json: bool, page: &Page<Goal>) -> anyhow::Result<()> {
                 goal.category.clone().unwrap_or_default(),
                 target_text(&goal.target),
                 percent(&goal.progress),
+            ]);
+        }
+        emit(&table.to_string())?;
+    }
+    if let Some(token) = &page.next_page_token {
+        emit(&format!("more: --page-token {token}"))?;
+    }
+    Ok(())
+}
+
+fn show_activities(json: bool, page: &Page<Activity>) -> anyhow::Result<()> {
+    if json {
+        return emit_json(&json!({
+            "activities": page.items,
+            "next_page_token": page.next_page_token,
+        }));
+    }
+    if page.items.is_empty() {
+        emit("no activities")?;
+    } else {
+        let mut table = columns(&[
+            "activity",
+            "type",
+            "value",
+            "activity date",
+            "logged at",
+            "note",
+        ]);
+        for a in &page.items {
+            table.add_row(vec![
+                a.activity_id.clone(),
+                a.activity_type.to_string(),
+                with_unit(a.value, &a.unit),
+                a.activity_date.to_string(),
+                a.logged_at.to_string(),
+                a.note.clone().unwrap_or_default(),
             ]);
         }
         emit(&table.to_string())?;

@@ -462,3 +462,209 @@ async fn goalctl_reports_errors_with_exit_codes() -> anyhow::Result<()> {
     assert!(unreachable.stderr.contains(&closed), "{unreachable:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn goalctl_updates_lists_activities_batch_gets_and_checks_health() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    let sidecar = sidecar_over(&t, &[]).await?;
+    let user = "verbs-user";
+
+    let health = goalctl(&sidecar, &["--json", "health"]).await?.json();
+    assert_eq!(str_at(&health, "/status"), "SERVING");
+    let plain = goalctl(&sidecar, &["health"]).await?;
+    assert_eq!(plain.ok().trim(), "SERVING");
+
+    let create = |id: &'static str, title: &'static str| {
+        let sidecar = &sidecar;
+        async move {
+            goalctl(
+                sidecar,
+                &[
+                    "--json",
+                    "create",
+                    "--user",
+                    user,
+                    "--title",
+                    title,
+                    "--pattern",
+                    "recurring",
+                    "--target-value",
+                    "30",
+                    "--unit",
+                    "minutes",
+                    "--period",
+                    "day",
+                    "--id",
+                    id,
+                ],
+            )
+            .await
+            .map(|run| run.json())
+        }
+    };
+    create("verbs-a", "Read").await?;
+    create("verbs-b", "Run").await?;
+
+    // update: only the named fields change; the target keeps its unit and period.
+    let updated = goalctl(
+        &sidecar,
+        &[
+            "--json",
+            "update",
+            "--user",
+            user,
+            "--goal",
+            "verbs-a",
+            "--title",
+            "Read more",
+            "--target-value",
+            "45",
+            "--status",
+            "paused",
+        ],
+    )
+    .await?
+    .json();
+    assert_eq!(str_at(&updated, "/title"), "Read more");
+    assert_eq!(str_at(&updated, "/status"), "paused");
+    assert_eq!(f64_at(&updated, "/target/value"), 45.0);
+    assert_eq!(str_at(&updated, "/target/unit"), "minutes");
+    assert_eq!(str_at(&updated, "/target/period"), "day");
+    let got = goalctl(
+        &sidecar,
+        &["--json", "get", "--user", user, "--goal", "verbs-a"],
+    )
+    .await?
+    .json();
+    assert_eq!(got, updated, "the update is what the sidecar serves");
+    let nothing = goalctl(&sidecar, &["update", "--user", user, "--goal", "verbs-a"]).await?;
+    assert_eq!(nothing.code, Some(1), "{nothing:?}");
+    assert!(nothing.stderr.contains("nothing to update"), "{nothing:?}");
+
+    // batch-get: found goals in order of mention, and the ids not found.
+    let batch = goalctl(
+        &sidecar,
+        &[
+            "--json",
+            "batch-get",
+            "--user",
+            user,
+            "--goal",
+            "verbs-b",
+            "--goal",
+            "verbs-none,verbs-a",
+        ],
+    )
+    .await?
+    .json();
+    assert_eq!(goal_ids(&batch), ["verbs-b", "verbs-a"]);
+    assert_eq!(batch["missing_goal_ids"], serde_json::json!(["verbs-none"]));
+    let table = goalctl(
+        &sidecar,
+        &["batch-get", "--user", user, "--goal", "verbs-a,verbs-none"],
+    )
+    .await?;
+    let out = table.ok();
+    assert!(out.contains("Read more"), "{out}");
+    assert!(out.contains("not found: verbs-none"), "{out}");
+
+    // activities: newest logged first, paged.
+    for (id, value) in [("act-1", "10"), ("act-2", "20"), ("act-3", "30")] {
+        goalctl(
+            &sidecar,
+            &[
+                "--json", "log", "--user", user, "--goal", "verbs-b", "--value", value, "--id", id,
+            ],
+        )
+        .await?
+        .json();
+    }
+    let first = goalctl(
+        &sidecar,
+        &[
+            "--json",
+            "activities",
+            "--user",
+            user,
+            "--goal",
+            "verbs-b",
+            "--page-size",
+            "2",
+        ],
+    )
+    .await?
+    .json();
+    let ids = |page: &Value| -> Vec<String> {
+        page["activities"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no activities array: {page}"))
+            .iter()
+            .map(|a| str_at(a, "/activity_id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["act-3", "act-2"]);
+    let token = str_at(&first, "/next_page_token").to_owned();
+    let second = goalctl(
+        &sidecar,
+        &[
+            "--json",
+            "activities",
+            "--user",
+            user,
+            "--goal",
+            "verbs-b",
+            "--page-size",
+            "2",
+            "--page-token",
+            &token,
+        ],
+    )
+    .await?
+    .json();
+    assert_eq!(ids(&second), ["act-1"]);
+    assert_eq!(second["next_page_token"], Value::Null, "{second}");
+    // A window that ends before anything was logged holds nothing.
+    let none = goalctl(
+        &sidecar,
+        &[
+            "activities",
+            "--user",
+            user,
+            "--goal",
+            "verbs-b",
+            "--to",
+            "2001-01-01T00:00:00Z",
+        ],
+    )
+    .await?;
+    assert_eq!(none.ok().trim(), "no activities");
+    let table = goalctl(
+        &sidecar,
+        &["activities", "--user", user, "--goal", "verbs-b"],
+    )
+    .await?;
+    let out = table.ok();
+    for expected in ["act-1", "act-2", "act-3", "30 minutes"] {
+        assert!(out.contains(expected), "{expected:?} in:\n{out}");
+    }
+
+    // `--help` lists every verb a person reaches for.
+    let help = goalctl(&sidecar, &["--help"]).await?;
+    let out = help.ok();
+    for verb in ["update", "activities", "batch-get", "health"] {
+        assert!(out.contains(verb), "{verb:?} in:\n{out}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn goalctl_health_fails_when_nothing_serves() -> anyhow::Result<()> {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        format!("http://{}", listener.local_addr()?)
+    };
+    let run = goalctl_with(&[("GOALSTORE_ENDPOINT", closed.as_str())], &["health"]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains(&closed), "names the endpoint: {run:?}");
+    Ok(())
+}
