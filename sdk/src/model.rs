@@ -212,6 +212,13 @@ text_enum!(
     /// Who may see a goal.
     Visibility { Private = "private", Friends = "friends", Public = "public" }
 );
+impl Default for Visibility {
+    /// Private, as the existing handlers default it.
+    fn default() -> Self {
+        Visibility::Private
+    }
+}
+
 text_enum!(
     /// The length of one period of a recurring or limit goal.
     Period { Day = "day", Week = "week", Month = "month", Quarter = "quarter", Year = "year" }

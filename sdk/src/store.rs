@@ -75,26 +75,40 @@ impl Default for StoreConfig {
     }
 }
 
-/// The fields of a new goal.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The fields of a new goal. Deserializes from a JSON map with the table's snake_case names
+/// (`title`, `goal_pattern`, `target` required; the rest optional, unknown keys ignored), so an
+/// API layer can build one from a request body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewGoal {
     /// A client-chosen id; a UUID is generated when `None`. With an id, a repeat of the same
     /// request within 24 hours writes nothing and returns the first result.
+    #[serde(default)]
     pub goal_id: Option<String>,
     pub title: String,
+    #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
     pub category: Option<String>,
+    #[serde(default)]
     pub icon: Option<String>,
+    #[serde(default)]
     pub color: Option<String>,
     pub goal_pattern: GoalPattern,
     pub target: Target,
+    #[serde(default)]
     pub schedule: Option<Document>,
+    #[serde(default)]
     pub context: Option<Document>,
+    #[serde(default)]
     pub rewards: Option<Document>,
     /// Active when `None`; only draft, active or paused are accepted.
+    #[serde(default)]
     pub status: Option<GoalStatus>,
+    #[serde(default)]
     pub visibility: Visibility,
+    #[serde(default)]
     pub metadata: Option<Document>,
+    #[serde(default)]
     pub is_journal_linked: bool,
 }
 
@@ -121,8 +135,10 @@ impl NewGoal {
     }
 }
 
-/// A partial update: only the fields that are `Some` change.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A partial update: only the fields that are `Some` change. Deserializes from a JSON map with
+/// snake_case names, every key optional.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct GoalUpdate {
     pub title: Option<String>,
     pub description: Option<String>,
@@ -141,24 +157,44 @@ pub struct GoalUpdate {
     pub is_journal_linked: Option<bool>,
 }
 
-/// The fields of a new activity.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The fields of a new activity. Deserializes from a JSON map with snake_case names (`value`
+/// required; the rest optional: a progress activity from a manual source, happening now).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewActivity {
     /// A client-chosen id; a UUID is generated when `None`. With an id, a repeat of the same
     /// request within 24 hours writes nothing and returns the first result.
+    #[serde(default)]
     pub activity_id: Option<String>,
     pub value: f64,
+    #[serde(default)]
     pub unit: Option<String>,
+    #[serde(default = "progress_activity")]
     pub activity_type: ActivityType,
     /// When it happened; now when `None`.
+    #[serde(default)]
     pub activity_date: Option<Timestamp>,
+    #[serde(default)]
     pub timezone: Option<String>,
+    #[serde(default)]
     pub location: Option<Document>,
+    #[serde(default)]
     pub context: Option<Document>,
+    #[serde(default)]
     pub note: Option<String>,
+    #[serde(default)]
     pub attachments: Option<Document>,
+    #[serde(default = "manual_source")]
     pub source: ActivitySource,
+    #[serde(default)]
     pub device_info: Option<Document>,
+}
+
+fn progress_activity() -> ActivityType {
+    ActivityType::Progress
+}
+
+fn manual_source() -> ActivitySource {
+    ActivitySource::Manual
 }
 
 impl NewActivity {
