@@ -11,9 +11,11 @@ use crate::table::TableError;
 /// What went wrong with a store call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    /// The request is malformed; `field` names the offending field. Nothing was read or written.
+    /// The request is malformed; `field` names the offending field, a dotted path into nested
+    /// values (`target.unit`, `context.importance_level`, `attachments.0.url`). Nothing was read
+    /// or written.
     #[error("invalid argument `{field}`: {reason}")]
-    InvalidArgument { field: &'static str, reason: String },
+    InvalidArgument { field: String, reason: String },
     /// A business rule of the goals API refused the request (the existing handlers' rules:
     /// quota, duplicate titles, dates, per-pattern values, status transitions, units). Nothing
     /// was written. gRPC: FAILED_PRECONDITION carrying the rule's code; HTTP: 422 (400 for
@@ -126,8 +128,13 @@ impl Error {
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::invalid_at(field, reason)
+    }
+
+    /// An invalid argument at a path built at run time.
+    pub(crate) fn invalid_at(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }

@@ -127,13 +127,7 @@ mod tests {
         for bad in ["a#b", "", "a b", "ü", "a/b", "USER#x"] {
             let error = GoalId::parse(bad).expect_err(bad);
             assert!(
-                matches!(
-                    error,
-                    Error::InvalidArgument {
-                        field: "goal_id",
-                        ..
-                    }
-                ),
+                matches!(&error, Error::InvalidArgument { field, .. } if field == "goal_id"),
                 "{bad}: {error}"
             );
         }

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod service;
 pub mod store;
 pub mod table;
+pub mod validate;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, Strategy};

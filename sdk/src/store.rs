@@ -687,9 +687,8 @@ impl GoalStore {
                 .goal_id
                 .is_some()
                 .then(|| idempotency::fingerprint(&new));
-            validate_title(&new.title)?;
-            validate_text("description", new.description.as_ref())?;
-            validate_target(new.goal_pattern, &new.target)?;
+            let mut new = new;
+            crate::validate::new_goal(&mut new)?;
             let status = new.status.unwrap_or(GoalStatus::Active);
             if !matches!(
                 status,
@@ -724,6 +723,15 @@ impl GoalStore {
                 metadata: new.metadata,
                 is_journal_linked: new.is_journal_linked,
             };
+            crate::validate::goal(&mut goal)?;
+            let active = self.load_active_goals(&user).await?;
+            crate::validate::rules::new_goal(
+                goal.goal_pattern,
+                &goal.title,
+                &goal.target,
+                &active,
+                self.now(),
+            )?;
             goal.progress = crate::progress::compute(&goal, &[], self.now());
             let item = fits("goal", goal_to_item(&goal)?)?;
             let marker = request_fingerprint
@@ -826,10 +834,6 @@ impl GoalStore {
         self.observe("update_goal", user_id, async {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
-            if let Some(title) = &update.title {
-                validate_title(title)?;
-            }
-            validate_text("description", update.description.as_ref())?;
             if update.status == Some(GoalStatus::Archived) {
                 return Err(Error::invalid(
                     "status",
@@ -840,12 +844,7 @@ impl GoalStore {
             let updated = self
                 .modify_goal(&user, &goal, |current, now| {
                     *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
-                    if matches!(current.status, GoalStatus::Archived | GoalStatus::Completed) {
-                        return Err(Error::FailedPrecondition(format!(
-                            "goal `{}` is {} and can no longer be edited",
-                            current.goal_id, current.status
-                        )));
-                    }
+                    crate::validate::rules::update(current, update.target.as_ref(), now)?;
                     if let Some(pattern) = update.goal_pattern {
                         if pattern != current.goal_pattern {
                             return Err(Error::invalid(
@@ -857,10 +856,8 @@ impl GoalStore {
                             ));
                         }
                     }
-                    if let Some(target) = &update.target {
-                        validate_target(current.goal_pattern, target)?;
-                    }
                     let mut goal = current.clone();
+                    crate::validate::readable(&mut goal);
                     let update = update.clone();
                     set(&mut goal.title, update.title);
                     set_some(&mut goal.description, update.description);
@@ -880,6 +877,7 @@ impl GoalStore {
                         }
                         goal.status = status;
                     }
+                    crate::validate::goal(&mut goal)?;
                     Ok(Some(goal))
                 })
                 .await?;
@@ -939,10 +937,8 @@ impl GoalStore {
                 }
                 None => uuid::Uuid::new_v4().to_string(),
             };
-            if !new.value.is_finite() {
-                return Err(Error::invalid("value", "must be a finite number"));
-            }
-            validate_text("note", new.note.as_ref())?;
+            let mut new = new;
+            crate::validate::new_activity(&mut new)?;
             let now = self.now();
             if let Some(date) = &new.activity_date {
                 match date.instant() {
@@ -978,7 +974,17 @@ impl GoalStore {
             }
             let read = self.get_goal_for_write(&user, &goal_id).await?;
             let goal = &read.0;
-            validate_activity(goal, &new)?;
+            // An empty unit means the goal's, as the existing handlers take it.
+            let unit = match new.unit.as_deref() {
+                Some(unit) if !unit.is_empty() => unit.to_owned(),
+                _ => goal.target.unit.clone().unwrap_or_default(),
+            };
+            let date = new
+                .activity_date
+                .as_ref()
+                .and_then(Timestamp::instant)
+                .unwrap_or(now);
+            crate::validate::rules::activity(goal, &new, &unit, date)?;
 
             let mut logged_at = now;
             let mut activity = Activity {
@@ -986,7 +992,7 @@ impl GoalStore {
                 goal_id: goal_id.as_str().to_owned(),
                 user_id: user.as_str().to_owned(),
                 value: new.value,
-                unit: new.unit.or_else(|| goal.target.unit.clone()),
+                unit: Some(unit),
                 activity_type: new.activity_type,
                 activity_date: new
                     .activity_date
@@ -1000,6 +1006,7 @@ impl GoalStore {
                 source: new.source,
                 device_info: new.device_info,
             };
+            crate::validate::complete_activity(&mut activity, date);
             // The sort key holds logged_at: two activities of one goal in the same microsecond
             // would collide, so the later one moves on by a microsecond.
             let mut written = false;
@@ -1375,6 +1382,8 @@ impl GoalStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Goal>> {
         // updated_at strictly increases, so the condition below tells every version apart.
+        // Whatever wrote the stored version, what goes back is what the existing handlers read.
+        crate::validate::readable(&mut goal);
         let previous = current.updated_at.instant().unwrap_or(now);
         goal.updated_at = Timestamp::from_instant(now.max(previous + Duration::microseconds(1)));
         let condition = Condition::AttributeEquals {
@@ -1509,81 +1518,4 @@ fn fits(field: &'static str, item: Item) -> Result<Item> {
         ));
     }
     Ok(item)
-}
-
-fn validate_text(field: &'static str, text: Option<&String>) -> Result<()> {
-    let length = text.map_or(0, |t| t.chars().count());
-    if length > MAX_TEXT_LEN {
-        return Err(Error::invalid(
-            field,
-            format!("is {length} characters long; at most {MAX_TEXT_LEN}"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_title(title: &str) -> Result<()> {
-    let length = title.chars().count();
-    if title.trim().is_empty() {
-        return Err(Error::invalid("title", "must not be empty"));
-    }
-    if length > MAX_TITLE_LEN {
-        return Err(Error::invalid(
-            "title",
-            format!("is {length} characters long; at most {MAX_TITLE_LEN}"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_target(pattern: GoalPattern, target: &Target) -> Result<()> {
-    let numbers = [
-        target.value,
-        target.start_value,
-        target.current_value,
-        target.min_value,
-        target.max_value,
-    ];
-    if numbers.iter().flatten().any(|n| !n.is_finite()) {
-        return Err(Error::invalid("target", "numbers must be finite"));
-    }
-    let value = match pattern {
-        GoalPattern::Limit => target.max_value.or(target.value),
-        _ => target.value,
-    };
-    match value {
-        None => Err(Error::invalid(
-            "target.value",
-            format!("a {pattern} goal needs a target value"),
-        )),
-        Some(v) if v <= 0.0 && pattern != GoalPattern::Target => Err(Error::invalid(
-            "target.value",
-            format!("a {pattern} goal needs a positive target value"),
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-fn validate_activity(goal: &Goal, new: &NewActivity) -> Result<()> {
-    if goal.status != GoalStatus::Active {
-        return Err(Error::FailedPrecondition(format!(
-            "goal `{}` is {}; activities can only be logged to active goals",
-            goal.goal_id, goal.status
-        )));
-    }
-    if new.value < 0.0 && goal.goal_pattern != GoalPattern::Target {
-        return Err(Error::invalid(
-            "value",
-            format!("a {} goal takes no negative values", goal.goal_pattern),
-        ));
-    }
-    if let (Some(unit), Some(expected)) = (&new.unit, &goal.target.unit) {
-        if !unit.eq_ignore_ascii_case(expected) {
-            return Err(Error::invalid(
-                "unit",
-                format!("is {unit:?}; this goal is measured in {expected:?}"),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -141,24 +141,12 @@ async fn goals_live_and_are_archived(s: &dyn GoalService) -> anyhow::Result<()> 
 async fn mistakes_are_typed_errors(s: &dyn GoalService) -> anyhow::Result<()> {
     let error = s.get_goal("u1", "a#b").await.expect_err("bad id");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "goal_id",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "goal_id"),
         "{error:?}"
     );
     let error = s.get_goal("u 1", "g").await.expect_err("bad id");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "user_id",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "user_id"),
         "{error:?}"
     );
     let error = s.get_goal("u1", "nope").await.expect_err("missing");
@@ -192,13 +180,7 @@ async fn mistakes_are_typed_errors(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("patterns never change");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "goal_pattern",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "goal_pattern"),
         "{error:?}"
     );
     let error = s
@@ -213,7 +195,7 @@ async fn mistakes_are_typed_errors(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("wrong unit");
     assert!(
-        matches!(error, Error::InvalidArgument { field: "unit", .. }),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "unit"),
         "{error:?}"
     );
     Ok(())
@@ -239,13 +221,7 @@ async fn batches_name_the_missing(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("bad id");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "goal_id",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "goal_id"),
         "{error:?}"
     );
     Ok(())
@@ -364,13 +340,7 @@ async fn listings_filter_and_page(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("a token we never gave");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "page_token",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "page_token"),
         "{error:?}"
     );
     Ok(())
@@ -398,13 +368,7 @@ async fn events_are_counted(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("bad id");
     assert!(
-        matches!(
-            error,
-            Error::InvalidArgument {
-                field: "goal_id",
-                ..
-            }
-        ),
+        matches!(&error, Error::InvalidArgument { field, .. } if field == "goal_id"),
         "{error:?}"
     );
     Ok(())
