@@ -345,7 +345,7 @@ mod tests {
         let cases = [
             (
                 Error::InvalidArgument {
-                    field: "goal_id",
+                    field: "goal_id".into(),
                     reason: "bad".into(),
                 },
                 400,

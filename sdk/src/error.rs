@@ -139,6 +139,14 @@ impl Error {
         }
     }
 
+    /// The field an `InvalidArgument` names; `None` for every other error.
+    pub fn invalid_field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidArgument { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     /// A short, stable name of the variant, for logs and metric labels.
     pub fn kind(&self) -> &'static str {
         match self {

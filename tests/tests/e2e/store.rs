@@ -92,7 +92,7 @@ async fn bad_ids_are_refused_before_any_request() -> anyhow::Result<()> {
     ] {
         let error = t.store.get_goal(user, goal).await.expect_err("invalid");
         assert!(
-            matches!(error, Error::InvalidArgument { field: f, .. } if f == field),
+            error.invalid_field() == Some(field),
             "{user}/{goal}: {error}"
         );
     }
@@ -105,10 +105,7 @@ async fn bad_ids_are_refused_before_any_request() -> anyhow::Result<()> {
         t.store
             .create_goal("u1", new_goal("a#b", GoalPattern::Milestone))
             .await,
-        Err(Error::InvalidArgument {
-            field: "goal_id",
-            ..
-        })
+        Err(e) if e.invalid_field() == Some("goal_id")
     ));
     assert_eq!(t.proxy.total(), 0, "{:?}", t.proxy.counts());
     Ok(())
@@ -184,10 +181,7 @@ async fn creating_twice_is_already_exists_and_changes_nothing() -> anyhow::Resul
         ),
     ] {
         let error = t.store.create_goal("u1", new).await.expect_err("invalid");
-        assert!(
-            matches!(error, Error::InvalidArgument { field: f, .. } if f == field),
-            "{error}"
-        );
+        assert!(error.invalid_field() == Some(field), "{error}");
     }
     assert!(matches!(
         t.store.get_goal("u1", "g2").await,
@@ -386,7 +380,7 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
     };
     assert!(matches!(
         t.store.log_activity("u1", "w", wrong_unit).await,
-        Err(Error::InvalidArgument { field: "unit", .. })
+        Err(e) if e.invalid_field() == Some("unit")
     ));
     Ok(())
 }
@@ -475,10 +469,7 @@ async fn listings_filter_and_page() -> anyhow::Result<()> {
         };
         assert!(matches!(
             t.store.list_goals("u1", &GoalFilter::default(), &bad).await,
-            Err(Error::InvalidArgument {
-                field: "page_token",
-                ..
-            })
+            Err(e) if e.invalid_field() == Some("page_token")
         ));
     }
     let too_big = PageRequest {
@@ -489,10 +480,7 @@ async fn listings_filter_and_page() -> anyhow::Result<()> {
         t.store
             .list_goals("u1", &GoalFilter::default(), &too_big)
             .await,
-        Err(Error::InvalidArgument {
-            field: "page_size",
-            ..
-        })
+        Err(e) if e.invalid_field() == Some("page_size")
     ));
     Ok(())
 }
