@@ -145,7 +145,7 @@ pub(crate) fn projected_completion(
         return None;
     }
     let rate = total / days as f64;
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         return None;
     }
     add_days(now, remaining / rate)

@@ -545,12 +545,12 @@ fn target_measures_distance_from_start_ignoring_direction() {
             "{t:?}"
         );
         if t.start_value.unwrap_or(0.0) == 0.0 {
-            assert_eq!(p, {
-                let mut d = Progress::default();
-                d.success_rate = Some(0.0);
-                d.trend = Some(Trend::Stable);
-                d
-            });
+            let defaults = Progress {
+                success_rate: Some(0.0),
+                trend: Some(Trend::Stable),
+                ..Progress::default()
+            };
+            assert_eq!(p, defaults, "{t:?}");
         } else {
             // T2 over every type by activity_date: [82, 70, 80, 10], ȳ = 60.5, x̄ = 1.5,
             // Σ = (−1.5)(21.5) + (−0.5)(9.5) + (0.5)(19.5) + (1.5)(−50.5) = −32.25 − 4.75 + 9.75

@@ -29,10 +29,9 @@ pub(crate) fn slope_trend(values: &[f64]) -> Trend {
         .clone()
         .zip(recent)
         .fold(0.0, |sum, (x, y)| sum + (x - mean_x) * (y - mean_y));
-    let denominator = match xs.fold(0.0, |sum, x| sum + (x - mean_x) * (x - mean_x)) {
-        d if d == 0.0 => 1.0,
-        d => d,
-    };
+    let spread = xs.fold(0.0, |sum, x| sum + (x - mean_x) * (x - mean_x));
+    // Python's `or 1`; only a single value has no spread, and it never gets here.
+    let denominator = if spread == 0.0 { 1.0 } else { spread };
     let slope = numerator / denominator;
     let threshold = mean_y.abs() * THRESHOLD;
     if slope > threshold {
