@@ -184,13 +184,13 @@ pub(crate) fn target(goal: &Goal, read: &[Read]) -> Progress {
     }
     let value = target_value(goal);
     // The greatest activity_date; ties go to the first in read order.
-    let latest = read
-        .iter()
-        .filter(|a| a.is_progress())
-        .fold(None::<&Read>, |best, a| match best {
-            Some(b) if a.at <= b.at => Some(b),
-            _ => Some(a),
-        });
+    let latest =
+        read.iter()
+            .filter(|a| a.is_progress())
+            .fold(None::<&Read>, |best, a| match best {
+                Some(b) if a.at <= b.at => Some(b),
+                _ => Some(a),
+            });
     let current = latest.map_or(start, |a| a.value);
     let need = (value - start).abs();
     let done = (current - start).abs();

@@ -110,7 +110,10 @@ fn assert_required(p: &Progress) {
     assert!(p.success_rate.is_some(), "success_rate: {p:?}");
     assert!(p.trend.is_some(), "trend: {p:?}");
     assert!(p.percent_complete.is_finite());
-    assert!(p.period_history.iter().all(|r| r.date.is_some() && r.value.is_finite()));
+    assert!(p
+        .period_history
+        .iter()
+        .all(|r| r.date.is_some() && r.value.is_finite()));
 }
 
 // ------------------------------------------------------------------------------------- recurring
@@ -282,7 +285,11 @@ fn recurring_month_quarter_and_year_windows() {
             assert_eq!(record.date, z(date), "{} {}", case.now, record.period);
         }
         assert_eq!(p.success_rate, Some(0.0));
-        assert_eq!(p.trend, Some(Trend::Stable), "all zeros: slope 0, threshold 0");
+        assert_eq!(
+            p.trend,
+            Some(Trend::Stable),
+            "all zeros: slope 0, threshold 0"
+        );
     }
 
     // Month window from 2024-03-15 12:00: 2024-03-01 (5) is before the start, but its label
@@ -788,12 +795,18 @@ fn statistics_count_types_and_values() {
         ),
         (4, 2, 1)
     );
-    assert_eq!((s.average_value, s.best_value, s.worst_value), (5.0, 6.0, 4.0));
+    assert_eq!(
+        (s.average_value, s.best_value, s.worst_value),
+        (5.0, 6.0, 4.0)
+    );
     assert_eq!(s.consistency, 0.0, "period all");
     // None valued: zeros.
     let only_skipped = acts(&[("2025-03-01", 3.0, Skipped)]);
     let s = report(&g, &p, &only_skipped, ReportPeriod::Week, now).statistics;
-    assert_eq!((s.average_value, s.best_value, s.worst_value), (0.0, 0.0, 0.0));
+    assert_eq!(
+        (s.average_value, s.best_value, s.worst_value),
+        (0.0, 0.0, 0.0)
+    );
 }
 
 #[test]
@@ -810,9 +823,19 @@ fn consistency_follows_frequency_pattern_and_period() {
     use ReportPeriod::{All, Current, Month, Quarter, Week, Year};
     let cases: &[(GoalPattern, Option<serde_json::Value>, ReportPeriod, f64)] = &[
         // daily × 1: week 7 → 3 / 7 × 100 = 42.857142857142854.
-        (Recurring, Some(json!({"frequency": "daily"})), Week, 3.0 / 7.0 * 100.0),
+        (
+            Recurring,
+            Some(json!({"frequency": "daily"})),
+            Week,
+            3.0 / 7.0 * 100.0,
+        ),
         // daily, current 30 → 10.
-        (Milestone, Some(json!({"frequency": "daily"})), Current, 10.0),
+        (
+            Milestone,
+            Some(json!({"frequency": "daily"})),
+            Current,
+            10.0,
+        ),
         // weekly: month 30 // 7 = 4 → 75.
         (Recurring, Some(json!({"frequency": "weekly"})), Month, 75.0),
         // weekly: week 7 // 7 = 1 → 300 → capped at 100.
@@ -822,15 +845,44 @@ fn consistency_follows_frequency_pattern_and_period() {
         // monthly: week 7 // 30 = 0 → stays 0.
         (Recurring, Some(json!({"frequency": "monthly"})), Week, 0.0),
         // null frequency: recurring, streak, limit × 1 → quarter 90 → 3 / 90 × 100.
-        (Recurring, Some(json!({"frequency": null})), Quarter, 3.0 / 90.0 * 100.0),
-        (Streak, Some(json!({"frequency": null})), Quarter, 3.0 / 90.0 * 100.0),
+        (
+            Recurring,
+            Some(json!({"frequency": null})),
+            Quarter,
+            3.0 / 90.0 * 100.0,
+        ),
+        (
+            Streak,
+            Some(json!({"frequency": null})),
+            Quarter,
+            3.0 / 90.0 * 100.0,
+        ),
         (Limit, Some(json!({})), Quarter, 3.0 / 90.0 * 100.0),
         // null or custom for milestone/target: // 7 → year 52 → 3 / 52 × 100 = 5.769230769230769.
-        (Milestone, Some(json!({"frequency": "custom"})), Year, 3.0 / 52.0 * 100.0),
+        (
+            Milestone,
+            Some(json!({"frequency": "custom"})),
+            Year,
+            3.0 / 52.0 * 100.0,
+        ),
         // current 30 // 7 = 4 → 75.
         (T, Some(json!({"frequency": null})), Current, 75.0),
         // custom recurring: × 1 → current 30 → 10.
-        (Recurring, Some(json!({"frequency": "custom"})), Current, 10.0),
+        (
+            Recurring,
+            Some(json!({"frequency": "custom"})),
+            Current,
+            10.0,
+        ),
+        // A frequency upstream cannot read counts like custom: recurring × 1 → 3 / 7 × 100.
+        (
+            Recurring,
+            Some(json!({"frequency": "yearly"})),
+            Week,
+            3.0 / 7.0 * 100.0,
+        ),
+        // A schedule that is not a map is no schedule: 0.
+        (Recurring, Some(json!(null)), Week, 0.0),
         // `all`, or no schedule: 0.
         (Recurring, Some(json!({"frequency": "daily"})), All, 0.0),
         (Recurring, None, Week, 0.0),
@@ -885,8 +937,10 @@ fn recommendations_keep_upstream_order_and_at_most_three() {
     let entries: Vec<(String, f64, ActivityType)> = (1..=11)
         .map(|d| (format!("2025-01-{d:02}"), 1.0, P))
         .collect();
-    let entries: Vec<(&str, f64, ActivityType)> =
-        entries.iter().map(|(d, v, k)| (d.as_str(), *v, *k)).collect();
+    let entries: Vec<(&str, f64, ActivityType)> = entries
+        .iter()
+        .map(|(d, v, k)| (d.as_str(), *v, *k))
+        .collect();
     let activities = acts(&entries);
     let g = goal(GoalPattern::Streak, target(10.0, Some(Period::Day)));
     let p = compute(&g, &activities, now);
@@ -916,8 +970,10 @@ fn recommendations_keep_upstream_order_and_at_most_three() {
     let entries: Vec<(String, f64, ActivityType)> = (20..=25)
         .map(|d| (format!("2025-03-{d:02}"), 10.0, P))
         .collect();
-    let entries: Vec<(&str, f64, ActivityType)> =
-        entries.iter().map(|(d, v, k)| (d.as_str(), *v, *k)).collect();
+    let entries: Vec<(&str, f64, ActivityType)> = entries
+        .iter()
+        .map(|(d, v, k)| (d.as_str(), *v, *k))
+        .collect();
     let activities = acts(&entries);
     let g = with_schedule(
         goal(GoalPattern::Limit, target(3.0, Some(Period::Day))),
@@ -966,7 +1022,10 @@ fn recommendations_keep_upstream_order_and_at_most_three() {
     ]);
     let p = compute(&g, &activities, now);
     let i = report(&g, &p, &activities, ReportPeriod::Month, now).insights;
-    assert_eq!(i.success_patterns, vec!["Performance is improving over time"]);
+    assert_eq!(
+        i.success_patterns,
+        vec!["Performance is improving over time"]
+    );
     assert_eq!(
         i.recommendations,
         vec!["Your average performance is less than 50% of your target. Consider adjusting your goal or approach."]
@@ -1037,7 +1096,10 @@ fn report_periods_parse_from_query_text() {
         assert_eq!(ReportPeriod::parse(text), Some(period));
         assert_eq!(text.parse::<ReportPeriod>(), Ok(period));
         assert_eq!(period.as_str(), text);
-        assert_eq!(serde_json::to_value(period).expect("serializes"), json!(text));
+        assert_eq!(
+            serde_json::to_value(period).expect("serializes"),
+            json!(text)
+        );
     }
     for bad in ["", "Week", "day", "all "] {
         assert_eq!(ReportPeriod::parse(bad), None, "{bad:?}");
@@ -1117,6 +1179,19 @@ fn nothing_panics_on_odd_input() {
     // NaN and inf read as 0; 1e308 + 1e308 overflows to inf → total_accumulated None.
     assert_eq!(p.total_accumulated, None);
     assert_eq!(p.percent_complete, 100.0);
+}
+
+#[test]
+fn non_finite_values_read_as_zero() {
+    // docs/compatibility.md §5: milestone 10 with progress 4 and NaN → total 4 + 0 = 4, 40 %.
+    // The NaN activity still counts as an activity (statistics: 2 completed).
+    let g = goal(GoalPattern::Milestone, target(10.0, None));
+    let activities = acts(&[("2025-03-01", 4.0, P), ("2025-03-02", f64::NAN, P)]);
+    let now = at("2025-03-03T00:00:00Z");
+    let p = compute(&g, &activities, now);
+    assert_eq!((p.total_accumulated, p.percent_complete), (Some(4.0), 40.0));
+    let s = report(&g, &p, &activities, ReportPeriod::All, now).statistics;
+    assert_eq!((s.completed_activities, s.average_value), (2, 2.0));
 }
 
 #[test]
