@@ -1,0 +1,159 @@
+//! JSON whose objects keep their key order.
+//!
+//! The workspace's `serde_json` sorts object keys (its `preserve_order` feature is off, and must
+//! stay off: the SDK's `Document` relies on sorted keys for its canonical text). The existing
+//! handlers answer keys in their models' field order, so response bodies are built as [`Json`]
+//! trees, which serialize their objects' entries in the order they were pushed.
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
+
+/// A JSON value whose objects are ordered lists of entries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// An empty object.
+    pub fn object() -> Self {
+        Json::Object(Vec::new())
+    }
+
+    /// Appends `key: value` to an object (no-op on anything else); returns `self` for chaining.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Json>) -> Self {
+        self.push(key, value);
+        self
+    }
+
+    /// Appends `key: value` to an object (no-op on anything else).
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Json>) {
+        if let Json::Object(entries) = self {
+            entries.push((key.into(), value.into()));
+        }
+    }
+
+    /// A float: `10000` becomes `10000.0`, as Python prints a float.
+    pub fn float(value: f64) -> Self {
+        serde_json::Number::from_f64(value).map_or(Json::Null, Json::Number)
+    }
+
+    /// The compact JSON text.
+    pub fn to_text(&self) -> String {
+        // Serializing this tree cannot fail: keys are strings and numbers are finite.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The value as a `serde_json::Value` (keys sorted), for tests and comparisons.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number(n.clone()),
+            Json::String(s) => Value::String(s.clone()),
+            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
+            Json::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<Value> for Json {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(b),
+            Value::Number(n) => Json::Number(n),
+            Value::String(s) => Json::String(s),
+            Value::Array(items) => Json::Array(items.into_iter().map(Json::from).collect()),
+            Value::Object(map) => {
+                Json::Object(map.into_iter().map(|(k, v)| (k, v.into())).collect())
+            }
+        }
+    }
+}
+
+impl From<&str> for Json {
+    fn from(text: &str) -> Self {
+        Json::String(text.to_owned())
+    }
+}
+
+impl From<String> for Json {
+    fn from(text: String) -> Self {
+        Json::String(text)
+    }
+}
+
+impl From<u64> for Json {
+    fn from(n: u64) -> Self {
+        Json::Number(n.into())
+    }
+}
+
+impl From<bool> for Json {
+    fn from(b: bool) -> Self {
+        Json::Bool(b)
+    }
+}
+
+impl From<Vec<Json>> for Json {
+    fn from(items: Vec<Json>) -> Self {
+        Json::Array(items)
+    }
+}
+
+impl<T: Into<Json>> From<Option<T>> for Json {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Json::Null, Into::into)
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => serializer.serialize_unit(),
+            Json::Bool(b) => serializer.serialize_bool(*b),
+            Json::Number(n) => n.serialize(serializer),
+            Json::String(s) => serializer.serialize_str(s),
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Object(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key, value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_keep_their_order_and_floats_print_as_python_does() {
+        let json = Json::object()
+            .with("zeta", 1u64)
+            .with("alpha", Json::float(10000.0))
+            .with("none", Json::Null);
+        assert_eq!(json.to_text(), r#"{"zeta":1,"alpha":10000.0,"none":null}"#);
+        assert_eq!(Json::float(f64::NAN), Json::Null);
+    }
+}

@@ -1,0 +1,124 @@
+//! The goals HTTP API as the existing Python functions answer it (ORIGIN §2, §3), on
+//! `lambda_http`: one handler per route, each taking API Gateway HTTP API 2.0 or REST API 1.0
+//! events through one [`Request`].
+//!
+//! | handler | route | success |
+//! | --- | --- | --- |
+//! | [`routes::create_goal`] | `POST /goals` | 201 Goal (J), `Location: /goals/{goalId}` |
+//! | [`routes::list_goals`] | `GET /goals` | 200 `{goals: [Goal (S)], pagination}` |
+//! | [`routes::get_goal`] | `GET /goals/{goalId}` | 200 Goal (J) |
+//! | [`routes::update_goal`] | `PUT /goals/{goalId}` | 200 Goal (J) |
+//! | [`routes::archive_goal`] | `DELETE /goals/{goalId}` | 200 `{message}` |
+//! | [`routes::log_activity`] | `POST /goals/{goalId}/activities` | 201 Activity (J) |
+//! | [`routes::list_activities`] | `GET /goals/{goalId}/activities` | 200 `{activities: [Activity (S)], pagination}` |
+//! | [`routes::get_progress`] | `GET /goals/{goalId}/progress` | 200 `{goalId, period, progress (S), statistics, insights}` |
+//!
+//! Modules: [`caller`] (the `sub` claim and the goal id), [`body`] (request bodies → SDK
+//! requests), [`query`] (query parameters), [`render`] (model bodies, modes J and S),
+//! [`errors`] (error bodies and the one store-error mapping), [`json`] (ordered JSON),
+//! [`routes`] (the handlers). Every response is JSON with `X-Request-ID` = the Lambda request
+//! id. No input makes a handler panic.
+
+pub mod body;
+pub mod caller;
+pub mod errors;
+pub mod json;
+pub mod query;
+pub mod render;
+pub mod routes;
+
+pub use lambda_http;
+pub use lambda_http::{Body, Request, Response};
+
+use errors::{error_body, ApiError, Precondition, Stamp};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
+use http::StatusCode;
+use json::Json;
+use lambda_http::RequestExt as _;
+use std::future::Future;
+
+/// What a route answers on success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    pub status: u16,
+    pub body: Json,
+    /// `Location` (create).
+    pub location: Option<String>,
+}
+
+impl Success {
+    pub fn new(status: u16, body: Json) -> Self {
+        Self {
+            status,
+            body,
+            location: None,
+        }
+    }
+}
+
+/// How a route words its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub stamp: Stamp,
+    pub precondition: Precondition,
+}
+
+/// The Lambda request id (the `X-Request-ID` header and the errors' `request_id`).
+pub fn request_id(request: &Request) -> String {
+    request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .unwrap_or_default()
+}
+
+/// Parses an API Gateway event (HTTP API 2.0 or REST API 1.0) as the runtime would, with
+/// `request_id` as its Lambda request id: for tests and tools that invoke handlers in process.
+pub fn request_from_event(event: &str, request_id: &str) -> Result<Request, serde_json::Error> {
+    let request = lambda_http::request::from_str(event)?;
+    let mut context = lambda_http::Context::default();
+    context.request_id = request_id.to_owned();
+    Ok(request.with_lambda_context(context))
+}
+
+/// Runs a route's work and answers its outcome.
+pub async fn answer(
+    request: &Request,
+    route: Route,
+    work: impl Future<Output = Result<Success, ApiError>>,
+) -> Response<Body> {
+    let id = request_id(request);
+    match work.await {
+        Ok(success) => response(
+            success.status,
+            &success.body,
+            &id,
+            success.location.as_deref(),
+        ),
+        Err(error) => {
+            let problem = error.problem(route.precondition);
+            let body = error_body(&problem, &id, route.stamp, chrono::Utc::now());
+            response(problem.status, &body, &id, None)
+        }
+    }
+}
+
+/// A JSON response with the headers every answer carries.
+pub fn response(
+    status: u16,
+    body: &Json,
+    request_id: &str,
+    location: Option<&str>,
+) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_text()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), value);
+    }
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(LOCATION, value);
+    }
+    response
+}
