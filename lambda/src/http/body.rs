@@ -330,6 +330,33 @@ impl Checks {
         }
     }
 
+    /// Numbers DynamoDB cannot store (magnitude above 9.99…E+125 or below 1E-130): upstream
+    /// fails on write with a 500; refused here.
+    fn numbers(&mut self, value: &Value, path: &str) {
+        match value {
+            Value::Number(n) => {
+                let x = n.as_f64().map_or(0.0, f64::abs);
+                if x >= 1e126 || (x != 0.0 && x < 1e-130) {
+                    self.fail(
+                        if path.is_empty() { "request" } else { path },
+                        "Number is out of the range that can be stored",
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    self.numbers(item, &join_index(path, index));
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    self.numbers(item, &join(path, key));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn finish<T>(self, parsed: Result<T, FieldError>) -> Result<T, ApiError> {
         let mut errors = self.0;
         match parsed {
@@ -342,6 +369,14 @@ impl Checks {
                 Err(ApiError::Body(errors))
             }
         }
+    }
+}
+
+fn join_index(path: &str, index: usize) -> String {
+    if path.is_empty() {
+        index.to_string()
+    } else {
+        format!("{path}.{index}")
     }
 }
 
@@ -428,6 +463,7 @@ pub fn new_goal(map: Map<String, Value>) -> Result<NewGoal, ApiError> {
     map.insert("context".into(), context);
     map.insert("rewards".into(), with_defaults(None, render::REWARDS));
     map.insert("metadata".into(), json!({}));
+    checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
 
@@ -441,6 +477,7 @@ pub fn goal_update(map: Map<String, Value>) -> Result<GoalUpdate, ApiError> {
     checks.text(&map, "", "icon", false, 0, 50);
     checks.color(&map);
     checks.target(&map, false);
+    checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
 
@@ -513,6 +550,7 @@ pub fn new_activity(
             with_defaults(Some(Value::Object(context)), render::ACTIVITY_CONTEXT),
         );
     }
+    checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
 
@@ -758,6 +796,21 @@ mod tests {
             found[0],
             ("location.type".to_owned(), "Field required".to_owned())
         );
+    }
+
+    #[test]
+    fn numbers_dynamodb_cannot_store_are_refused() {
+        let mut body = goal_body();
+        body["target"]["value"] = json!(1e300);
+        let found = errors(new_goal(map(body)));
+        assert_eq!(found[0].0, "target.value");
+        let now = Utc::now();
+        let found = errors(new_activity(
+            map(json!({"value": 1, "location": {"type": "gym", "coordinates": [1e-200, 2]}})),
+            None,
+            now,
+        ));
+        assert_eq!(found[0].0, "location.coordinates.0");
     }
 
     #[test]
