@@ -110,10 +110,25 @@ pub fn parse_object(bytes: &[u8], model: Model) -> Result<Map<String, Value>, Ap
             "Request body must be a JSON object, not null",
         )])),
         _ if model == Model::Update => Err(ApiError::Body(Vec::new())),
-        _ => Err(ApiError::Body(vec![FieldError::new(
-            "request",
-            "Request body must be a JSON object",
-        )])),
+        other => {
+            // Python's TypeError of `Model(**body)` with a non-mapping body.
+            let class = if model == Model::Log {
+                "LogActivityRequest"
+            } else {
+                "CreateGoalRequest"
+            };
+            let kind = match other {
+                Value::Array(_) => "list",
+                Value::String(_) => "str",
+                Value::Bool(_) => "bool",
+                Value::Number(n) if n.is_f64() => "float",
+                _ => "int",
+            };
+            Err(ApiError::Body(vec![FieldError::new(
+                "request",
+                format!("{class}() argument after ** must be a mapping, not {kind}"),
+            )]))
+        }
     }
 }
 
@@ -297,6 +312,18 @@ impl Checks {
         }
     }
 
+    /// Optional nested models: an object or null.
+    fn objects(&mut self, map: &Map<String, Value>, keys: &[&str]) {
+        for key in keys {
+            if map
+                .get(*key)
+                .is_some_and(|v| !v.is_object() && !v.is_null())
+            {
+                self.fail(&camel_case_key(key), "Input should be a valid dictionary");
+            }
+        }
+    }
+
     fn color(&mut self, map: &Map<String, Value>) {
         if let Some(Value::String(color)) = map.get("color") {
             let hex = color.len() == 7
@@ -432,6 +459,7 @@ pub fn new_goal(map: Map<String, Value>) -> Result<NewGoal, ApiError> {
     checks.color(&map);
     checks.required(&map, "", "goal_pattern");
     checks.target(&map, true);
+    checks.objects(&map, &["schedule", "context"]);
     if map.get("visibility") == Some(&Value::Null) {
         checks.fail(
             "visibility",
@@ -477,6 +505,7 @@ pub fn goal_update(map: Map<String, Value>) -> Result<GoalUpdate, ApiError> {
     checks.text(&map, "", "icon", false, 0, 50);
     checks.color(&map);
     checks.target(&map, false);
+    checks.objects(&map, &["schedule", "context"]);
     checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
@@ -493,6 +522,13 @@ pub fn new_activity(
     let mut checks = Checks::default();
     checks.required(&map, "", "value");
     checks.text(&map, "", "note", false, 0, 500);
+    checks.objects(&map, &["location", "context"]);
+    if map
+        .get("attachments")
+        .is_some_and(|v| !v.is_array() && !v.is_null())
+    {
+        checks.fail("attachments", "Input should be a valid list");
+    }
     if let Some(Value::Object(location)) = map.get("location") {
         checks.required(location, "location", "type");
     }
@@ -796,6 +832,22 @@ mod tests {
             found[0],
             ("location.type".to_owned(), "Field required".to_owned())
         );
+    }
+
+    #[test]
+    fn nested_models_must_be_objects() {
+        let mut body = goal_body();
+        body["schedule"] = json!("daily");
+        assert_eq!(errors(new_goal(map(body)))[0].0, "schedule");
+        let found = errors(goal_update(map(json!({"context": [1]}))));
+        assert_eq!(found[0].0, "context");
+        let found = errors(new_activity(
+            map(json!({"value": 1, "location": "gym", "attachments": {}})),
+            None,
+            Utc::now(),
+        ));
+        let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["location", "attachments"]);
     }
 
     #[test]

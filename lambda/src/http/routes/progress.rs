@@ -55,9 +55,7 @@ fn report() -> (Json, Json) {
         .with("successPatterns", Vec::<Json>::new())
         .with(
             "recommendations",
-            vec![Json::from(
-                "Start logging activities to track your progress and get personalized insights",
-            )],
+            vec![Json::from("Start logging activities to build insights")],
         );
     (statistics, insights)
 }
