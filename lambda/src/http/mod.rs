@@ -122,3 +122,63 @@ pub fn response(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_carry_json_request_id_and_location_headers() {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "POST /goals", "rawPath": "/goals", "rawQueryString": "",
+            "headers": {}, "isBase64Encoded": false,
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "POST", "path": "/goals", "protocol": "HTTP/1.1", "sourceIp": "1.1.1.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "POST /goals", "stage": "$default", "time": "t", "timeEpoch": 0}
+        });
+        let request = request_from_event(&event.to_string(), "req-9").expect("a 2.0 event");
+        assert_eq!(request_id(&request), "req-9");
+        let created = answer(&request, routes_for_test::CREATE, async {
+            Ok(Success {
+                location: Some("/goals/g-1".into()),
+                ..Success::new(201, Json::object().with("goalId", "g-1"))
+            })
+        })
+        .await;
+        assert_eq!(created.status(), 201);
+        let header = |r: &Response<Body>, name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header(&created, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(header(&created, "x-request-id").as_deref(), Some("req-9"));
+        assert_eq!(header(&created, "location").as_deref(), Some("/goals/g-1"));
+        let refused = answer(&request, routes_for_test::CREATE, async {
+            Err(ApiError::Unauthorized)
+        })
+        .await;
+        assert_eq!(refused.status(), 401);
+        assert_eq!(header(&refused, "location"), None);
+        let Body::Text(text) = refused.body() else {
+            panic!("a text body");
+        };
+        let body: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(body["request_id"], "req-9");
+        assert!(body["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+00:00")));
+    }
+
+    mod routes_for_test {
+        use super::super::{Precondition, Route, Stamp};
+        pub const CREATE: Route = Route {
+            stamp: Stamp::Offset,
+            precondition: Precondition::Goal,
+        };
+    }
+}
