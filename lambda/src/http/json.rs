@@ -49,6 +49,18 @@ impl Json {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
     }
 
+    /// The text Python's `json.dumps` writes: `", "` and `": "` separators, non-ASCII escaped
+    /// as `\uXXXX` (what the existing handlers answer for listings, progress, archive and errors;
+    /// pydantic's `model_dump_json` bodies are compact, [`to_text`](Self::to_text)).
+    pub fn to_python_text(&self) -> String {
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+        if self.serialize(&mut serializer).is_err() {
+            return "{}".to_owned();
+        }
+        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+    }
+
     /// The value as a `serde_json::Value` (keys sorted), for tests and comparisons.
     pub fn to_value(&self) -> Value {
         match self {
@@ -118,6 +130,61 @@ impl<T: Into<Json>> From<Option<T>> for Json {
     }
 }
 
+/// `json.dumps` defaults: `separators=(", ", ": ")`, `ensure_ascii=True`.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                let mut buffer = [0u8; 1];
+                writer.write_all(c.encode_utf8(&mut buffer).as_bytes())?;
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Serialize for Json {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -155,5 +222,12 @@ mod tests {
             .with("none", Json::Null);
         assert_eq!(json.to_text(), r#"{"zeta":1,"alpha":10000.0,"none":null}"#);
         assert_eq!(Json::float(f64::NAN), Json::Null);
+        let python = Json::object()
+            .with("message", "Café ☕ 𝄞")
+            .with("list", vec![Json::from(1u64), Json::Null]);
+        assert_eq!(
+            python.to_python_text(),
+            r#"{"message": "Caf\u00e9 \u2615 \ud834\udd1e", "list": [1, null]}"#
+        );
     }
 }

@@ -44,6 +44,9 @@ pub struct Success {
     pub body: Json,
     /// `Location` (create).
     pub location: Option<String>,
+    /// Written as Python's `json.dumps` (listings, progress, archive) rather than compact
+    /// (pydantic's `model_dump_json`: create, get, update, log).
+    pub python: bool,
 }
 
 impl Success {
@@ -52,6 +55,15 @@ impl Success {
             status,
             body,
             location: None,
+            python: false,
+        }
+    }
+
+    /// [`new`](Self::new), written as Python's `json.dumps`.
+    pub fn dumps(status: u16, body: Json) -> Self {
+        Self {
+            python: true,
+            ..Self::new(status, body)
         }
     }
 }
@@ -88,28 +100,30 @@ pub async fn answer(
 ) -> Response<Body> {
     let id = request_id(request);
     match work.await {
-        Ok(success) => response(
-            success.status,
-            &success.body,
-            &id,
-            success.location.as_deref(),
-        ),
+        Ok(success) => {
+            let text = if success.python {
+                success.body.to_python_text()
+            } else {
+                success.body.to_text()
+            };
+            response(success.status, text, &id, success.location.as_deref())
+        }
         Err(error) => {
             let problem = error.problem(route.precondition);
             let body = error_body(&problem, &id, route.stamp, chrono::Utc::now());
-            response(problem.status, &body, &id, None)
+            response(problem.status, body.to_python_text(), &id, None)
         }
     }
 }
 
-/// A JSON response with the headers every answer carries.
+/// A JSON response (`body` is its text) with the headers every answer carries.
 pub fn response(
     status: u16,
-    body: &Json,
+    body: String,
     request_id: &str,
     location: Option<&str>,
 ) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_text()));
+    let mut response = Response::new(Body::Text(body));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

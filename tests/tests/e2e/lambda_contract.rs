@@ -464,7 +464,10 @@ async fn create_get_update_and_archive_answer_goals_in_mode_j() -> anyhow::Resul
         .send(store, "archive-1")
         .await?;
     assert_eq!(archived.status, 200, "{}", archived.body);
-    assert_eq!(archived.text, r#"{"message":"Goal archived successfully"}"#);
+    assert_eq!(
+        archived.text, r#"{"message": "Goal archived successfully"}"#,
+        "json.dumps"
+    );
     let again = call(Route::Archive)
         .goal(&goal_id)
         .send(store, "archive-2")
@@ -576,6 +579,11 @@ async fn list_goals_filters_sorts_and_pages_in_mode_s() -> anyhow::Result<()> {
     let all = call(Route::List).send(store, "list-1").await?;
     assert_eq!(all.status, 200, "{}", all.body);
     assert_eq!(keys(&all.text)?, ["goals", "pagination"]);
+    assert!(
+        all.text.starts_with(r#"{"goals": [{"goalId": ""#),
+        "json.dumps: {}",
+        all.text
+    );
     assert_eq!(
         ids(&all).len(),
         5,
@@ -673,7 +681,11 @@ async fn log_and_list(store: &dyn GoalService) -> anyhow::Result<()> {
     assert_ne!(activity["activityId"], "client-id");
     assert_eq!(activity["goalId"], MILESTONE);
     assert_eq!(activity["userId"], USER);
-    assert!(logged.text.contains(r#""value":1200.0"#), "{}", logged.text);
+    assert!(
+        logged.text.contains(r#""value":1200.0"#),
+        "compact: {}",
+        logged.text
+    );
     assert_eq!(activity["activityDate"], "2025-01-04T00:00:00Z");
     assert_eq!(activity["timezone"], "Europe/Paris");
     assert_eq!(activity["activityType"], "progress");

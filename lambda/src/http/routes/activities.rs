@@ -91,7 +91,7 @@ pub async fn list_activities(store: &dyn GoalService, request: Request) -> Respo
             .collect();
         let (page, pagination) = paginate(activities, query.page, query.limit);
         let activities: Vec<Json> = page.iter().map(|a| render::activity(a, Mode::S)).collect();
-        Ok(Success::new(
+        Ok(Success::dumps(
             200,
             Json::object()
                 .with("activities", activities)

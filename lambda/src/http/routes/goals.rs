@@ -75,7 +75,7 @@ pub async fn list_goals(store: &dyn GoalService, request: Request) -> Response<B
         let selected = select_goals(goals, &query);
         let (page, pagination) = paginate(selected, query.page, query.limit);
         let goals: Vec<Json> = page.iter().map(|g| render::goal(g, Mode::S)).collect();
-        Ok(Success::new(
+        Ok(Success::dumps(
             200,
             Json::object()
                 .with("goals", goals)
@@ -124,7 +124,7 @@ pub async fn archive_goal(store: &dyn GoalService, request: Request) -> Response
             .archive_goal(&user, &goal_id)
             .await
             .map_err(|e| ApiError::store(e, &user, &goal_id))?;
-        Ok(Success::new(
+        Ok(Success::dumps(
             200,
             Json::object().with("message", "Goal archived successfully"),
         ))

@@ -23,7 +23,7 @@ pub async fn get_progress(store: &dyn GoalService, request: Request) -> Response
             .await
             .map_err(|e| ApiError::store(e, &user, &goal_id))?;
         let (statistics, insights) = report();
-        Ok(Success::new(
+        Ok(Success::dumps(
             200,
             Json::object()
                 .with("goalId", goal_id.as_str())
