@@ -165,6 +165,14 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer.write_all(b": ")
     }
 
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        writer.write_all(python_float(value).as_bytes())
+    }
+
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,
         writer: &mut W,
@@ -182,6 +190,51 @@ impl serde_json::ser::Formatter for PythonFormatter {
             }
         }
         Ok(())
+    }
+}
+
+/// Python's `repr` of a finite float: the shortest round-trip digits, fixed notation for
+/// decimal exponents in -4..16 (`10000.0`, `0.0001`), else `1e+16`, `1.5e-05`.
+pub fn python_float(value: f64) -> String {
+    // `{:e}` writes the shortest round-trip digits: `1.2345e-5`, `1e16`.
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return scientific;
+    };
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        if point <= 0 {
+            let zeros = "0".repeat(usize::try_from(-point).unwrap_or(0));
+            format!("{sign}0.{zeros}{digits}")
+        } else {
+            let point = usize::try_from(point).unwrap_or(0);
+            if digits.len() > point {
+                format!("{sign}{}.{}", &digits[..point], &digits[point..])
+            } else {
+                let zeros = "0".repeat(point - digits.len());
+                format!("{sign}{digits}{zeros}.0")
+            }
+        }
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!(
+            "{sign}{first}{fraction}e{exponent_sign}{:02}",
+            exponent.abs()
+        )
     }
 }
 
@@ -222,6 +275,23 @@ mod tests {
             .with("none", Json::Null);
         assert_eq!(json.to_text(), r#"{"zeta":1,"alpha":10000.0,"none":null}"#);
         assert_eq!(Json::float(f64::NAN), Json::Null);
+        let cases = [
+            (10000.0, "10000.0"),
+            (0.0, "0.0"),
+            (-2.5, "-2.5"),
+            (66.66666666666667, "66.66666666666667"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-1.25e-7, "-1.25e-07"),
+            (123.456, "123.456"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(python_float(value), text, "{value}");
+        }
+        assert_eq!(Json::float(1e16).to_python_text(), "1e+16");
         let python = Json::object()
             .with("message", "Café ☕ 𝄞")
             .with("list", vec![Json::from(1u64), Json::Null]);

@@ -18,6 +18,21 @@
 //! [`errors`] (error bodies and the one store-error mapping), [`json`] (ordered JSON),
 //! [`routes`] (the handlers). Every response is JSON with `X-Request-ID` = the Lambda request
 //! id. No input makes a handler panic.
+//!
+//! Where these handlers answer differently from the Python ones, on purpose:
+//! * a body that is not JSON, or `null`, is a 400 `VALIDATION_ERROR` (upstream: 500, B9); a number
+//!   DynamoDB cannot store is a 400 (upstream: 500 on write);
+//! * update works as upstream meant it to (upstream: 500 for every goal that is not completed or
+//!   archived, B1);
+//! * a base64-encoded body is decoded (upstream ignores `isBase64Encoded` and fails to parse);
+//! * validation messages follow pydantic's wording for the common failures (required, type,
+//!   enum, length, pattern, `> 0`); nested constraints of schedule, context and location beyond
+//!   required keys are left to the SDK's types; error fields are always camelCase;
+//! * `statistics` and `insights` of get progress are the no-activity shapes until
+//!   `goalstore::progress::report` lands (see `routes::progress`);
+//! * what the store decides (quota, duplicate titles, per-pattern rules, which statuses accept
+//!   activities, unit comparison) is the SDK's: its refusals are mapped in
+//!   [`errors::store_problem`].
 
 pub mod body;
 pub mod caller;
