@@ -126,6 +126,14 @@ pub fn store_problem(
     precondition: Precondition,
 ) -> Problem {
     match error {
+        // A path id the store cannot hold names no goal: upstream's GetItem just misses.
+        Error::InvalidArgument {
+            field: "goal_id", ..
+        } if !goal_id.is_empty() => Problem::new(
+            404,
+            "GOAL_NOT_FOUND",
+            format!("Goal {goal_id} not found for user {user}"),
+        ),
         Error::InvalidArgument { field, reason } => Problem {
             validation_errors: Some(vec![FieldError::new(camel_path(field), reason.clone())]),
             ..Problem::new(400, "VALIDATION_ERROR", "Validation failed")
@@ -339,6 +347,17 @@ mod tests {
         assert_eq!(
             invalid.validation_errors,
             Some(vec![FieldError::new("target.targetDate", "is in the past")])
+        );
+        let bad_id = problem(
+            Error::InvalidArgument {
+                field: "goal_id",
+                reason: "contains '#'".into(),
+            },
+            Precondition::Goal,
+        );
+        assert_eq!(
+            (bad_id.status, bad_id.code.as_str()),
+            (404, "GOAL_NOT_FOUND")
         );
         let missing = problem(
             Error::NotFound {

@@ -385,18 +385,21 @@ async fn routes_with_a_goal_id_refuse_a_missing_one_and_answer_404_for_an_unknow
         assert_eq!(answer.body["message"], "Goal ID is required");
         assert!(answer.body.get("validation_errors").is_none(), "{route:?}");
 
-        let mut request = call(route).goal(MISSING);
-        if let Some(body) = body {
-            request = request.json(body);
+        // An id that cannot exist is as missing as one that does not (upstream's GetItem misses).
+        for missing in [MISSING, "no#such/goal"] {
+            let mut request = call(route).goal(missing);
+            if let Some(body) = &body {
+                request = request.json(body.clone());
+            }
+            let answer = request.send(&lambda.store, "missing").await?;
+            assert_eq!(answer.status, 404, "{route:?}: {}", answer.body);
+            assert_eq!(answer.body["error"], "GOAL_NOT_FOUND");
+            assert_eq!(
+                answer.body["message"],
+                format!("Goal {missing} not found for user {USER}")
+            );
+            assert!(answer.body.get("details").is_none());
         }
-        let answer = request.send(&lambda.store, "missing").await?;
-        assert_eq!(answer.status, 404, "{route:?}: {}", answer.body);
-        assert_eq!(answer.body["error"], "GOAL_NOT_FOUND");
-        assert_eq!(
-            answer.body["message"],
-            format!("Goal {MISSING} not found for user {USER}")
-        );
-        assert!(answer.body.get("details").is_none());
     }
     Ok(())
 }
