@@ -388,8 +388,8 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
         .log_activity("u1", "w", NewActivity::new(80.0))
         .await?;
     assert_eq!(logged.progress.percent_complete, 50.0);
-    // The store copies progress.current_period_value into target.current_value; upstream's
-    // target calculator leaves current_period_value null (ORIGIN.md §4.3), so nothing is copied.
+    // Like upstream, logging never writes target.current_value (ORIGIN.md §1.3.1): it stays as
+    // created.
     assert_eq!(
         t.store.get_goal("u1", "w").await?.target.current_value,
         None

@@ -5,7 +5,8 @@ use crate::http::json::Json;
 use crate::http::query::{self, Params};
 use crate::http::render::{self, Mode};
 use crate::http::{answer, caller, Body, Request, Response, Route, Success};
-use goalstore::GoalService;
+use goalstore::progress::{self as computed, ReportPeriod};
+use goalstore::{Activity, ActivityFilter, GoalService, PageRequest};
 
 const PROGRESS: Route = Route {
     stamp: Stamp::Naive,
@@ -22,7 +23,10 @@ pub async fn get_progress(store: &dyn GoalService, request: Request) -> Response
             .get_progress(&user, &goal_id)
             .await
             .map_err(|e| ApiError::store(e, &user, &goal_id))?;
-        let (statistics, insights) = report();
+        let report_period = ReportPeriod::parse(&period).unwrap_or_default();
+        let (statistics, insights) = report(store, &user, &goal_id, &progress, report_period)
+            .await
+            .map_err(|e| ApiError::store(e, &user, &goal_id))?;
         Ok(Success::dumps(
             200,
             Json::object()
@@ -36,26 +40,44 @@ pub async fn get_progress(store: &dyn GoalService, request: Request) -> Response
     .await
 }
 
-/// `statistics` and `insights`.
-///
-/// TODO(progress-report): swap for `goalstore::progress::report(...)` once it lands (another
-/// branch); until then, the §4.4 shapes of a goal with no activities, computed from nothing.
-fn report() -> (Json, Json) {
-    let statistics = Json::object()
-        .with("totalActivities", 0u64)
-        .with("completedActivities", 0u64)
-        .with("skippedActivities", 0u64)
-        .with("averageValue", Json::float(0.0))
-        .with("bestValue", Json::float(0.0))
-        .with("worstValue", Json::float(0.0))
-        .with("consistency", Json::float(0.0));
-    let insights = Json::object()
-        .with("bestTimeOfDay", Json::Null)
-        .with("bestDayOfWeek", Json::Null)
-        .with("successPatterns", Vec::<Json>::new())
-        .with(
-            "recommendations",
-            vec![Json::from("Start logging activities to build insights")],
-        );
-    (statistics, insights)
+/// `statistics` and `insights` over every activity of the goal (ORIGIN §4.4; upstream reads at
+/// most the newest 1000).
+async fn report(
+    store: &dyn GoalService,
+    user: &str,
+    goal_id: &str,
+    progress: &goalstore::Progress,
+    period: ReportPeriod,
+) -> goalstore::Result<(Json, Json)> {
+    let goal = store.get_goal(user, goal_id).await?;
+    let activities = all_activities(store, user, goal_id).await?;
+    let report = computed::report(&goal, progress, &activities, period, chrono::Utc::now());
+    let to_json = |value: Result<serde_json::Value, serde_json::Error>| {
+        value.map(Json::from).unwrap_or(Json::Null)
+    };
+    Ok((
+        to_json(serde_json::to_value(&report.statistics)),
+        to_json(serde_json::to_value(&report.insights)),
+    ))
+}
+
+/// Every activity of the goal, page by page.
+async fn all_activities(
+    store: &dyn GoalService,
+    user: &str,
+    goal_id: &str,
+) -> goalstore::Result<Vec<Activity>> {
+    let mut activities = Vec::new();
+    // The store's own page size: within whatever maximum it is configured with.
+    let mut page = PageRequest::default();
+    loop {
+        let read = store
+            .list_activities(user, goal_id, &ActivityFilter::default(), &page)
+            .await?;
+        activities.extend(read.items);
+        match read.next_page_token {
+            Some(token) => page.page_token = Some(token),
+            None => return Ok(activities),
+        }
+    }
 }
