@@ -79,12 +79,17 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// From `GOALSTORE_*` (and `AWS_LAMBDA_FUNCTION_NAME`) in the environment.
+    /// From `GOALSTORE_*` (and `AWS_LAMBDA_FUNCTION_NAME`) in the environment. Without
+    /// `GOALSTORE_TABLE`, the table is the existing functions' `TABLE_NAME`, else
+    /// `MAIN_TABLE_NAME` (else the embedded table, the sidecar's default).
     pub fn from_env() -> Result<Self, InitError> {
-        Ok(Self::new(
-            Config::load([PROGRAM])?,
-            LambdaSettings::from_env()?,
-        ))
+        let var = |name: &str| std::env::var(name).ok();
+        let args = table_args(
+            var("GOALSTORE_TABLE"),
+            var("TABLE_NAME"),
+            var("MAIN_TABLE_NAME"),
+        );
+        Ok(Self::new(Config::load(args)?, LambdaSettings::from_env()?))
     }
 
     /// From settings already parsed.
@@ -148,6 +153,25 @@ impl Builder {
             init: started.elapsed(),
         })
     }
+}
+
+/// The arguments the configuration is parsed from: the program name, and `--table
+/// dynamodb:<name>` from `TABLE_NAME` (else `MAIN_TABLE_NAME`) when `GOALSTORE_TABLE` is unset
+/// (an empty variable counts as unset).
+pub fn table_args(
+    goalstore_table: Option<String>,
+    table_name: Option<String>,
+    main_table_name: Option<String>,
+) -> Vec<String> {
+    let mut args = vec![PROGRAM.to_owned()];
+    let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+    if set(goalstore_table).is_none() {
+        if let Some(name) = set(table_name).or(set(main_table_name)) {
+            args.push("--table".into());
+            args.push(format!("dynamodb:{name}"));
+        }
+    }
+    args
 }
 
 /// Installs an EMF recorder as the global `metrics` recorder, describes goalstore's metrics and
@@ -236,6 +260,30 @@ macro_rules! lambda_main {
     };
 }
 
+/// The `main` of an HTTP route binary: [`start`], then serve `$handler` (an async fn of
+/// `&dyn GoalService` and a `lambda_http::Request`, answering a `Response<Body>`) with
+/// `lambda_http`, flushing metrics after each invocation. The binary's package needs `tokio` and
+/// `anyhow`.
+#[macro_export]
+macro_rules! http_main {
+    ($handler:path) => {
+        #[tokio::main]
+        async fn main() -> ::anyhow::Result<()> {
+            let lambda = $crate::init::start().await?;
+            let lambda = &lambda;
+            $crate::http::lambda_http::run($crate::http::lambda_http::service_fn(
+                move |request: $crate::http::Request| async move {
+                    Ok::<_, ::std::convert::Infallible>(
+                        lambda.invoke($handler(&lambda.store, request)).await,
+                    )
+                },
+            ))
+            .await
+            .map_err(|error| ::anyhow::anyhow!("{error}"))
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +350,30 @@ mod tests {
             .expect_err("an invalid namespace");
         assert!(error.to_string().contains("namespace"), "{error}");
         Ok(())
+    }
+
+    #[test]
+    fn the_table_comes_from_table_name_when_goalstore_table_is_unset() {
+        let some = |s: &str| Some(s.to_owned());
+        let table = |args: Vec<String>| Config::load(args).map(|c| c.table);
+        assert_eq!(
+            table(table_args(None, some("goals-prod"), some("main"))).ok(),
+            Some(TableChoice::DynamoDb("goals-prod".into()))
+        );
+        assert_eq!(
+            table(table_args(None, None, some("main-table"))).ok(),
+            Some(TableChoice::DynamoDb("main-table".into()))
+        );
+        assert_eq!(
+            table(table_args(None, some(""), some("main-table"))).ok(),
+            Some(TableChoice::DynamoDb("main-table".into()))
+        );
+        // GOALSTORE_TABLE (read by the parser itself) wins: no flag is added.
+        assert_eq!(
+            table_args(some("dynamodb:x"), some("goals-prod"), None),
+            [PROGRAM]
+        );
+        assert_eq!(table_args(None, None, None), [PROGRAM]);
     }
 
     #[test]

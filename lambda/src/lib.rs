@@ -4,16 +4,17 @@
 //!   once per container, before the first invocation and without a network call;
 //! - [`emf`]: a `metrics` recorder writing CloudWatch Embedded Metric Format to stdout, flushed
 //!   once per invocation;
-//! - [`api`]: API Gateway (REST, proxy integration) handlers: get goal, list goals, log activity,
-//!   get progress;
+//! - [`http`]: the goals HTTP API on `lambda_http` (API Gateway HTTP API 2.0 and REST API 1.0
+//!   events), answered as the existing Python handlers answer it: eight routes, one binary each;
 //! - [`stream`]: the DynamoDB Streams handler, turning changed goal and activity items into the
 //!   invalidation events the store applies to its caches.
 //!
-//! Handlers are plain async functions of a `&dyn GoalService` and a `LambdaEvent`, so tests call
-//! them in process; the binaries in `src/bin/` only wire them to `lambda_runtime`.
+//! Handlers are plain async functions of a `&dyn GoalService` and a `lambda_http::Request` (HTTP
+//! routes) or a `LambdaEvent` (the stream), so tests call them in process; the binaries in
+//! `src/bin/` only wire them to the runtime ([`http_main!`], [`lambda_main!`]).
 
-pub mod api;
 pub mod emf;
+pub mod http;
 pub mod init;
 pub mod stream;
 

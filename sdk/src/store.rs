@@ -732,7 +732,12 @@ impl GoalStore {
                 &active,
                 self.now(),
             )?;
-            goal.progress = crate::progress::compute(&goal, &[], self.now());
+            // What the existing handlers' create writes: every default, none computed.
+            goal.progress = Progress {
+                success_rate: Some(0.0),
+                trend: Some(crate::model::Trend::Stable),
+                ..Progress::default()
+            };
             let item = fits("goal", goal_to_item(&goal)?)?;
             let marker = request_fingerprint
                 .as_ref()
@@ -1288,9 +1293,6 @@ impl GoalStore {
             let now = self.now();
             let mut goal = current.clone();
             goal.progress = crate::progress::compute(&goal, &activities, now);
-            if goal.goal_pattern == GoalPattern::Target {
-                goal.target.current_value = goal.progress.current_period_value;
-            }
             match self.write_over(&current, goal, item, now).await? {
                 Some(goal) => return Ok(goal),
                 None => continue,

@@ -1,4 +1,5 @@
-//! `get-progress` as a Lambda function (API Gateway: GET /goals/{goalId}/progress): builds the store once per container, then answers
-//! each invocation and writes its metrics to stdout as CloudWatch EMF.
+//! `get-progress` as a Lambda function (API Gateway: GET /goals/{goalId}/progress): builds the store once per container, then
+//! answers each invocation (HTTP API 2.0 or REST 1.0 events, through `lambda_http`) and writes its
+//! metrics to stdout as CloudWatch EMF.
 
-goalstore_lambda::lambda_main!(goalstore_lambda::api::get_progress);
+goalstore_lambda::http_main!(goalstore_lambda::http::routes::get_progress);

@@ -1,4 +1,5 @@
-//! `list-goals` as a Lambda function (API Gateway: GET /goals): builds the store once per container, then answers
-//! each invocation and writes its metrics to stdout as CloudWatch EMF.
+//! `list-goals` as a Lambda function (API Gateway: GET /goals): builds the store once per container, then
+//! answers each invocation (HTTP API 2.0 or REST 1.0 events, through `lambda_http`) and writes its
+//! metrics to stdout as CloudWatch EMF.
 
-goalstore_lambda::lambda_main!(goalstore_lambda::api::list_goals);
+goalstore_lambda::http_main!(goalstore_lambda::http::routes::list_goals);

@@ -1,4 +1,5 @@
-//! `log-activity` as a Lambda function (API Gateway: POST /goals/{goalId}/activities): builds the store once per container, then answers
-//! each invocation and writes its metrics to stdout as CloudWatch EMF.
+//! `log-activity` as a Lambda function (API Gateway: POST /goals/{goalId}/activities): builds the store once per container, then
+//! answers each invocation (HTTP API 2.0 or REST 1.0 events, through `lambda_http`) and writes its
+//! metrics to stdout as CloudWatch EMF.
 
-goalstore_lambda::lambda_main!(goalstore_lambda::api::log_activity);
+goalstore_lambda::http_main!(goalstore_lambda::http::routes::log_activity);

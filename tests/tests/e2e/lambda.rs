@@ -1,22 +1,22 @@
 //! goalstore-lambda's handlers, invoked in process with the event fixtures of
-//! `tests/fixtures/lambda/` against the real DynamoDB-compatible server and Redis: each API
-//! handler answers its fixtures (status, camelCase body), the stream handler invalidates exactly
-//! the keys its batch makes stale (observed in Redis, for the `redis` and `tiered` strategies),
-//! and an invocation's EMF output is valid and carries the cache and latency metrics.
+//! `tests/fixtures/lambda/` against the real DynamoDB-compatible server and Redis: the stream
+//! handler invalidates exactly the keys its batch makes stale (observed in Redis, for the `redis`
+//! and `tiered` strategies), an invocation's EMF output is valid and carries the cache and latency
+//! metrics, and a route binary serves HTTP API 2.0 and REST API 1.0 events through a stand-in
+//! Runtime API. The HTTP API's contract, route by route, is `lambda_contract`.
 //!
 //! The EMF recorder is this process's global `metrics` recorder (installed once), so other tests
 //! running at the same time may add to what a flush emits: the EMF test checks lower bounds.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::dynamodb::Event as StreamEvent;
-use aws_lambda_events::encodings::Body;
 use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::cache::keys::{CacheKey, KeySpace};
 use goalstore::keys::{GoalId, UserId};
 use goalstore::{GoalPattern, NewGoal, Target};
 use goalstore_lambda::emf::{self, EmfRecorder};
-use goalstore_lambda::{api, stream, Builder, Lambda, LambdaSettings};
+use goalstore_lambda::http::{request_from_event, routes};
+use goalstore_lambda::{stream, Builder, Lambda, LambdaSettings};
 use goalstore_sidecar::config::Config;
 use goalstore_tests::dynamo;
 use goalstore_tests::servers::{MotoServer, RedisServer};
@@ -26,8 +26,7 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const USER: &str = "3f1c2a9e-5b7d-4e21-9a0c-8d6e4b2f1a77";
-const MILESTONE: &str = "0a1b2c3d-0000-4000-8000-00000000abcd";
+pub(crate) const USER: &str = "3f1c2a9e-5b7d-4e21-9a0c-8d6e4b2f1a77";
 
 fn settings() -> LambdaSettings {
     LambdaSettings {
@@ -47,7 +46,7 @@ fn recorder() -> anyhow::Result<EmfRecorder> {
 }
 
 /// A Lambda over `table` on the shared server, configured as by `GOALSTORE_*` flags `args`.
-async fn lambda(table: &str, args: &[&str]) -> anyhow::Result<Lambda> {
+pub(crate) async fn lambda(table: &str, args: &[&str]) -> anyhow::Result<Lambda> {
     let table = format!("dynamodb:{table}");
     let moto = MotoServer::shared().endpoint();
     let mut argv = vec![
@@ -76,18 +75,13 @@ async fn lambda(table: &str, args: &[&str]) -> anyhow::Result<Lambda> {
         .await?)
 }
 
-fn fixture_text(name: &str) -> anyhow::Result<String> {
+pub(crate) fn fixture_text(name: &str) -> anyhow::Result<String> {
     let path = format!("{}/fixtures/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))
 }
 
-fn api_event(name: &str) -> anyhow::Result<LambdaEvent<ApiGatewayProxyRequest>> {
-    let request = serde_json::from_str(&fixture_text(name)?)?;
-    Ok(LambdaEvent::new(request, Context::default()))
-}
-
 /// A fresh table holding the origin fixture's items, and a Lambda over it with the `local` cache.
-async fn seeded() -> anyhow::Result<(DynamoStore, Lambda)> {
+pub(crate) async fn seeded() -> anyhow::Result<(DynamoStore, Lambda)> {
     let seed = DynamoStore::start().await?;
     seed.seed(dynamo::origin_items()?).await?;
     let lambda = lambda(&seed.table_name, &["--cache", "local"]).await?;
@@ -95,7 +89,7 @@ async fn seeded() -> anyhow::Result<(DynamoStore, Lambda)> {
 }
 
 /// [`seeded`] with the `tiered` cache over a Redis server of its own.
-async fn seeded_tiered() -> anyhow::Result<(DynamoStore, Lambda, RedisServer)> {
+pub(crate) async fn seeded_tiered() -> anyhow::Result<(DynamoStore, Lambda, RedisServer)> {
     let redis = RedisServer::start().await?;
     let seed = DynamoStore::start().await?;
     seed.seed(dynamo::origin_items()?).await?;
@@ -110,213 +104,6 @@ async fn seeded_tiered() -> anyhow::Result<(DynamoStore, Lambda, RedisServer)> {
     ];
     let lambda = lambda(&seed.table_name, &args).await?;
     Ok((seed, lambda, redis))
-}
-
-/// The status and the JSON body of a response, after checking it is JSON.
-fn answer(response: &ApiGatewayProxyResponse) -> anyhow::Result<(i64, Value)> {
-    let content_type = response
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok());
-    anyhow::ensure!(
-        content_type == Some("application/json"),
-        "content-type {content_type:?}"
-    );
-    let body = match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text)?,
-        other => anyhow::bail!("body {other:?}"),
-    };
-    Ok((response.status_code, body))
-}
-
-/// No key anywhere in `value` has an underscore (snake_case leaked into the API), outside
-/// `metadata`.
-fn assert_camel_case(value: &Value, path: &str) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                assert!(!key.contains('_'), "snake_case key {path}.{key}");
-                if key != "metadata" {
-                    assert_camel_case(inner, &format!("{path}.{key}"));
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| assert_camel_case(item, path)),
-        _ => {}
-    }
-}
-
-#[tokio::test]
-async fn get_goal_answers_its_fixtures() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
-    get_goal(&lambda).await
-}
-
-#[tokio::test]
-async fn get_goal_answers_its_fixtures_with_tiered() -> anyhow::Result<()> {
-    let (_seed, lambda, _redis) = seeded_tiered().await?;
-    get_goal(&lambda).await?;
-    // Again: now from the cache, the same answers.
-    get_goal(&lambda).await
-}
-
-async fn get_goal(lambda: &Lambda) -> anyhow::Result<()> {
-    let store = &lambda.store;
-
-    let (status, body) = answer(&api::get_goal(store, api_event("get-goal.json")?).await)?;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["goalId"], "7c9e6679-7425-40de-944b-e07fc1f90ae7");
-    assert_eq!(body["userId"], USER);
-    assert_eq!(body["title"], "Walk 10k steps daily");
-    assert_eq!(body["goalPattern"], "recurring");
-    assert_eq!(body["target"]["targetType"], "minimum");
-    assert!(body["createdAt"].is_string(), "{body}");
-    assert_camel_case(&body, "goal");
-
-    let (status, body) = answer(&api::get_goal(store, api_event("get-goal-missing.json")?).await)?;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "not_found");
-
-    let (status, body) = answer(&api::get_goal(store, api_event("get-goal-bad-id.json")?).await)?;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_argument");
-    assert_eq!(body["error"]["field"], "goalId");
-
-    let anonymous = api::get_goal(store, api_event("get-goal-anonymous.json")?).await;
-    let (status, body) = answer(&anonymous)?;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"]["code"], "unauthenticated");
-    Ok(())
-}
-
-#[tokio::test]
-async fn list_goals_answers_its_fixtures() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
-    let store = &lambda.store;
-
-    let (status, body) = answer(&api::list_goals(store, api_event("list-goals.json")?).await)?;
-    assert_eq!(status, 200, "{body}");
-    let goals = body["goals"].as_array().cloned().unwrap_or_default();
-    let mut ids: Vec<&str> = goals.iter().filter_map(|g| g["goalId"].as_str()).collect();
-    ids.sort_unstable();
-    assert_eq!(
-        ids,
-        [
-            MILESTONE,
-            "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-            "c0ffee00-2222-4333-8444-555566667777",
-        ],
-        "the active goals"
-    );
-    assert!(goals.iter().all(|g| g["status"] == "active"));
-    assert_camel_case(&body, "list");
-
-    // Paged: two, then the rest with the token; six goals in all.
-    let (status, first) =
-        answer(&api::list_goals(store, api_event("list-goals-page.json")?).await)?;
-    assert_eq!(status, 200, "{first}");
-    assert_eq!(first["goals"].as_array().map(Vec::len), Some(2));
-    let mut seen = 2;
-    let mut token = first["nextPageToken"].as_str().map(str::to_owned);
-    while let Some(page_token) = token {
-        let mut request: Value = serde_json::from_str(&fixture_text("list-goals-page.json")?)?;
-        request["queryStringParameters"]["pageToken"] = Value::String(page_token);
-        let event = LambdaEvent::new(serde_json::from_value(request)?, Context::default());
-        let (status, page) = answer(&api::list_goals(store, event).await)?;
-        assert_eq!(status, 200, "{page}");
-        seen += page["goals"].as_array().map_or(0, Vec::len);
-        token = page["nextPageToken"].as_str().map(str::to_owned);
-    }
-    assert_eq!(seen, 6, "every goal of the fixture once");
-
-    let bad = api::list_goals(store, api_event("list-goals-bad-status.json")?).await;
-    let (status, body) = answer(&bad)?;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "status");
-    Ok(())
-}
-
-#[tokio::test]
-async fn log_activity_and_get_progress_answer_their_fixtures() -> anyhow::Result<()> {
-    let (seed, lambda) = seeded().await?;
-    log_activity_and_get_progress(&seed, &lambda).await
-}
-
-#[tokio::test]
-async fn log_activity_and_get_progress_answer_their_fixtures_with_tiered() -> anyhow::Result<()> {
-    let (seed, lambda, _redis) = seeded_tiered().await?;
-    log_activity_and_get_progress(&seed, &lambda).await
-}
-
-/// Progress before, the activity logged (and its retry), progress after: through the cache.
-async fn log_activity_and_get_progress(seed: &DynamoStore, lambda: &Lambda) -> anyhow::Result<()> {
-    let store = &lambda.store;
-
-    let (status, before) =
-        answer(&api::get_progress(store, api_event("get-progress.json")?).await)?;
-    assert_eq!(status, 200, "{before}");
-    assert_eq!(before["goalId"], MILESTONE);
-    assert_camel_case(&before, "progress");
-    let total_before = before["progress"]["totalAccumulated"]
-        .as_f64()
-        .unwrap_or(0.0);
-
-    let (status, logged) =
-        answer(&api::log_activity(store, api_event("log-activity.json")?).await)?;
-    assert_eq!(status, 201, "{logged}");
-    assert_eq!(
-        logged["activity"]["activityId"],
-        "lambda-fixture-activity-1"
-    );
-    assert_eq!(logged["activity"]["goalId"], MILESTONE);
-    assert_eq!(logged["activity"]["value"], 1200.0);
-    assert_eq!(logged["activity"]["unit"], "words");
-    assert_eq!(logged["activity"]["note"], "Chapter 3");
-    assert_eq!(
-        logged["progress"]["totalAccumulated"].as_f64(),
-        Some(total_before + 1200.0)
-    );
-    assert_camel_case(&logged, "logged");
-    let activities = seed
-        .client
-        .query()
-        .table_name(&seed.table_name)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{USER}")))
-        .expression_attribute_values(":sk", AttributeValue::S(format!("ACTIVITY#{MILESTONE}#")))
-        .consistent_read(true)
-        .send()
-        .await?
-        .items
-        .unwrap_or_default();
-    let written = activities.iter().filter(|item| {
-        item.get("activity_id") == Some(&AttributeValue::S("lambda-fixture-activity-1".into()))
-    });
-    assert_eq!(written.count(), 1, "the activity is in the table");
-
-    // A retry of the same request (same activityId) writes nothing and answers the first result.
-    let (status, again) = answer(&api::log_activity(store, api_event("log-activity.json")?).await)?;
-    assert_eq!(status, 201, "{again}");
-    assert_eq!(again["activity"], logged["activity"]);
-
-    let (status, after) = answer(&api::get_progress(store, api_event("get-progress.json")?).await)?;
-    assert_eq!(status, 200, "{after}");
-    assert_eq!(
-        after["progress"]["totalAccumulated"].as_f64(),
-        Some(total_before + 1200.0),
-        "counted once"
-    );
-
-    let archived = api::log_activity(store, api_event("log-activity-archived.json")?).await;
-    let (status, body) = answer(&archived)?;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"]["code"], "failed_precondition");
-
-    let bad = api::log_activity(store, api_event("log-activity-bad-body.json")?).await;
-    let (status, body) = answer(&bad)?;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "body");
-    Ok(())
 }
 
 fn milestone(id: &str) -> NewGoal {
@@ -520,11 +307,14 @@ async fn emf_of_an_invocation_is_valid_and_carries_cache_and_latency_metrics() -
         let mut out = Vec::new();
         let response = lambda
             .invoke_to(
-                api::get_goal(&lambda.store, api_event("get-goal.json")?),
+                routes::get_goal(
+                    &lambda.store,
+                    request_from_event(&fixture_text("http-api-v2.json")?, "emf")?,
+                ),
                 &mut out,
             )
             .await;
-        assert_eq!(response.status_code, 200);
+        assert_eq!(response.status(), 200);
         invocations.push(documents(&out)?);
     }
     for documents in &invocations {
@@ -597,9 +387,9 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
     let seed = DynamoStore::start().await?;
     seed.seed(dynamo::origin_items()?).await?;
     let (api, mut outcomes) = RuntimeApi::start().await?;
-    let found = fixture_text("get-goal.json")?;
-    api.invoke("request-1", found.clone());
-    api.invoke("request-2", found);
+    // HTTP API 2.0 (as deployed), then the same goal as a REST API 1.0 event, then a miss.
+    api.invoke("request-1", fixture_text("http-api-v2.json")?);
+    api.invoke("request-2", fixture_text("get-goal.json")?);
     api.invoke("request-3", fixture_text("get-goal-missing.json")?);
 
     let table = format!("dynamodb:{}", seed.table_name);
@@ -659,11 +449,33 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
 
     let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["request-1", "request-2", "request-3"]);
+    for (request_id, answer) in &answers {
+        // HTTP API 2.0 answers carry `headers`; REST API 1.0 ones `multiValueHeaders`.
+        let header = |name: &str| {
+            let single = &answer["headers"][name];
+            if single.is_null() {
+                answer["multiValueHeaders"][name][0].clone()
+            } else {
+                single.clone()
+            }
+        };
+        assert_eq!(header("content-type"), "application/json", "{answer}");
+        assert_eq!(header("x-request-id"), request_id.as_str(), "{answer}");
+    }
     assert_eq!(answers[0].1["statusCode"], 200, "{}", answers[0].1);
     let body: Value = serde_json::from_str(answers[0].1["body"].as_str().unwrap_or_default())?;
     assert_eq!(body["title"], "Walk 10k steps daily");
-    assert_eq!(answers[1].1["statusCode"], 200);
+    assert_eq!(body["goalId"], "7c9e6679-7425-40de-944b-e07fc1f90ae7");
+    assert_eq!(answers[1].1["statusCode"], 200, "{}", answers[1].1);
+    let rest: Value = serde_json::from_str(answers[1].1["body"].as_str().unwrap_or_default())?;
+    assert_eq!(
+        rest, body,
+        "REST API 1.0 and HTTP API 2.0 events answer alike"
+    );
     assert_eq!(answers[2].1["statusCode"], 404);
+    let missing: Value = serde_json::from_str(answers[2].1["body"].as_str().unwrap_or_default())?;
+    assert_eq!(missing["error"], "GOAL_NOT_FOUND");
+    assert_eq!(missing["request_id"], "request-3");
 
     // Stdout holds EMF documents only, each valid, carrying the function's dimensions.
     let documents = documents(stdout.as_bytes())?;

@@ -13,6 +13,7 @@ mod goalctl;
 mod hostile;
 mod items;
 mod lambda;
+mod lambda_contract;
 mod observability;
 mod otlp;
 mod python;

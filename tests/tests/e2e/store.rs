@@ -370,9 +370,11 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
         .log_activity("u1", "w", NewActivity::new(80.0))
         .await?;
     assert_eq!(logged.progress.percent_complete, 50.0);
+    // Like upstream, logging never writes target.current_value (ORIGIN.md §1.3.1): it stays as
+    // created.
     assert_eq!(
         t.store.get_goal("u1", "w").await?.target.current_value,
-        Some(80.0)
+        None
     );
     let wrong_unit = NewActivity {
         unit: Some("lb".into()),
@@ -568,7 +570,11 @@ async fn recurring_progress_counts_the_current_period() -> anyhow::Result<()> {
         .log_activity("u1", "steps", NewActivity::new(2_000.0))
         .await?;
     assert_eq!(logged.progress.current_period_value, Some(6_000.0));
-    assert!((logged.progress.percent_complete - 60.0).abs() < 1e-9);
+    // percent_complete is the success rate over the 31 daily buckets (ORIGIN.md §4.3): today's
+    // 6 000 < 10 000 and the other 30 days are empty, so 0 of 31 are achieved.
+    assert_eq!(logged.progress.percent_complete, 0.0);
+    assert_eq!(logged.progress.success_rate, Some(0.0));
+    assert_eq!(logged.progress.period_history.len(), 31);
     Ok(())
 }
 

@@ -1,0 +1,5 @@
+//! `archive-goal` as a Lambda function (API Gateway: DELETE /goals/{goalId}): builds the store once per container, then
+//! answers each invocation (HTTP API 2.0 or REST 1.0 events, through `lambda_http`) and writes its
+//! metrics to stdout as CloudWatch EMF.
+
+goalstore_lambda::http_main!(goalstore_lambda::http::routes::archive_goal);
