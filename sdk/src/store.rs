@@ -725,13 +725,37 @@ impl GoalStore {
             };
             crate::validate::goal(&mut goal)?;
             let active = self.load_active_goals(&user).await?;
-            crate::validate::rules::new_goal(
+            if let Err(refused) = crate::validate::rules::new_goal(
                 goal.goal_pattern,
                 &goal.title,
                 &goal.target,
                 &active,
                 self.now(),
-            )?;
+            ) {
+                // A retry of a create that landed sees its own goal as a duplicate title: the
+                // first result wins over the rules, as it would had nothing changed since.
+                if request_fingerprint.is_some() {
+                    let sk = idempotency::goal_marker_sk(&goal_id);
+                    match self
+                        .repeat(&user, &sk, request_fingerprint.as_ref())
+                        .await?
+                    {
+                        Some(idempotency::Repeat::Same(first)) => {
+                            if let Some(goal) = idempotency::field(&first, "goal")? {
+                                return Ok(goal);
+                            }
+                        }
+                        Some(idempotency::Repeat::Different) => {
+                            return Err(Error::AlreadyExists {
+                                kind: "goal",
+                                id: goal.goal_id,
+                            })
+                        }
+                        None => {}
+                    }
+                }
+                return Err(refused);
+            }
             // What the existing handlers' create writes: every default, none computed.
             goal.progress = Progress {
                 success_rate: Some(0.0),

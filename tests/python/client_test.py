@@ -82,7 +82,12 @@ def main():
                     user_id=user,
                     title="Write 100 pages",
                     goal_pattern=pb2.GOAL_PATTERN_MILESTONE,
-                    target=pb2.Target(metric="count", value=100.0, unit="pages"),
+                    target=pb2.Target(
+                        metric="count",
+                        value=100.0,
+                        unit="pages",
+                        target_date="2099-12-31T00:00:00Z",
+                    ),
                 ),
                 timeout=DEADLINE,
             ).goal

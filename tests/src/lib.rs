@@ -10,6 +10,7 @@
 pub mod dynamo;
 pub mod faults;
 pub mod gate;
+pub mod goals;
 pub mod ops;
 pub mod proxy;
 pub mod runtime_api;

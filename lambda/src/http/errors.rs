@@ -127,13 +127,13 @@ pub fn store_problem(
 ) -> Problem {
     match error {
         // A path id the store cannot hold names no goal: upstream's GetItem just misses.
-        Error::InvalidArgument {
-            field: "goal_id", ..
-        } if !goal_id.is_empty() => Problem::new(
-            404,
-            "GOAL_NOT_FOUND",
-            format!("Goal {goal_id} not found for user {user}"),
-        ),
+        Error::InvalidArgument { field, .. } if field == "goal_id" && !goal_id.is_empty() => {
+            Problem::new(
+                404,
+                "GOAL_NOT_FOUND",
+                format!("Goal {goal_id} not found for user {user}"),
+            )
+        }
         Error::InvalidArgument { field, reason } => Problem {
             validation_errors: Some(vec![FieldError::new(camel_path(field), reason.clone())]),
             ..Problem::new(400, "VALIDATION_ERROR", "Validation failed")
@@ -335,7 +335,7 @@ mod tests {
             |error: Error, precondition| store_problem(&error, "u-1", "g-1", precondition);
         let invalid = problem(
             Error::InvalidArgument {
-                field: "target.target_date",
+                field: "target.target_date".into(),
                 reason: "is in the past".into(),
             },
             Precondition::Goal,
@@ -350,7 +350,7 @@ mod tests {
         );
         let bad_id = problem(
             Error::InvalidArgument {
-                field: "goal_id",
+                field: "goal_id".into(),
                 reason: "contains '#'".into(),
             },
             Precondition::Goal,

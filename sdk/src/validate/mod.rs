@@ -114,6 +114,11 @@ pub fn target(pattern: GoalPattern, target: &mut Target) -> Result<()> {
         }
         Some(_) => {}
     }
+    // The existing API requires a unit and a direction in its request; goalstore's own callers
+    // may leave them out and get the documented defaults (the HTTP API keeps them required).
+    if target.unit.is_none() {
+        target.unit = Some(target.metric.clone());
+    }
     required_text("target.unit", target.unit.as_ref(), MAX_NAME_LEN)?;
     let numbers = [
         ("target.start_value", target.start_value),
@@ -126,12 +131,7 @@ pub fn target(pattern: GoalPattern, target: &mut Target) -> Result<()> {
             return Err(Error::invalid(field, "must be a finite number"));
         }
     }
-    if target.direction.is_none() {
-        return Err(Error::invalid(
-            "target.direction",
-            "is required: increase, decrease or maintain",
-        ));
-    }
+    target.direction.get_or_insert(default_direction(pattern));
     if matches!(pattern, GoalPattern::Recurring | GoalPattern::Limit) && target.period.is_none() {
         return Err(Error::invalid(
             "target.period",
@@ -155,6 +155,15 @@ pub fn target(pattern: GoalPattern, target: &mut Target) -> Result<()> {
     }
     target.target_type.get_or_insert(TargetType::Exact);
     Ok(())
+}
+
+/// The direction a target of `pattern` takes when its creator names none: a limit keeps a value
+/// down, every other pattern raises one.
+pub fn default_direction(pattern: GoalPattern) -> Direction {
+    match pattern {
+        GoalPattern::Limit => Direction::Decrease,
+        _ => Direction::Increase,
+    }
 }
 
 /// The schedule the existing handlers write for a new goal of `pattern` that names none.
@@ -188,6 +197,9 @@ fn empty_map() -> Document {
 /// Checks a new goal and brings its documents into the stored form (see the module comment).
 /// Does not check its business rules: [`rules::new_goal`] does, with the user's goals at hand.
 pub fn new_goal(new: &mut NewGoal) -> Result<()> {
+    if new.category.is_none() {
+        new.category = Some(DEFAULT_CATEGORY.to_owned());
+    }
     target(new.goal_pattern, &mut new.target)?;
     new.schedule = Some(match &new.schedule {
         Some(schedule) => documents::normalize("schedule", schedule, documents::SCHEDULE)?,
@@ -265,10 +277,9 @@ pub fn readable(goal: &mut Goal) {
     if target.unit.as_deref().is_none_or(|u| u.trim().is_empty()) {
         target.unit = Some(target.metric.clone());
     }
-    target.direction.get_or_insert(match goal.goal_pattern {
-        GoalPattern::Limit => Direction::Decrease,
-        _ => Direction::Increase,
-    });
+    target
+        .direction
+        .get_or_insert(default_direction(goal.goal_pattern));
     target.target_type.get_or_insert(TargetType::Exact);
     if matches!(
         goal.goal_pattern,
@@ -441,7 +452,23 @@ mod tests {
         let mut ok = a_target();
         target(GoalPattern::Recurring, &mut ok).expect("valid");
         assert_eq!(ok.target_type, Some(TargetType::Exact), "filled in");
-        let cases: [(fn(&mut Target), GoalPattern, &str); 8] = [
+        let mut bare = Target {
+            unit: None,
+            direction: None,
+            ..a_target()
+        };
+        target(GoalPattern::Limit, &mut bare).expect("defaults");
+        assert_eq!(
+            bare.unit.as_deref(),
+            Some("count"),
+            "the metric names the unit"
+        );
+        assert_eq!(
+            bare.direction,
+            Some(Direction::Decrease),
+            "a limit keeps a value down"
+        );
+        let cases: [(fn(&mut Target), GoalPattern, &str); 7] = [
             (
                 |t| t.metric = "steps".into(),
                 GoalPattern::Recurring,
@@ -453,7 +480,11 @@ mod tests {
                 GoalPattern::Recurring,
                 "target.value",
             ),
-            (|t| t.unit = None, GoalPattern::Recurring, "target.unit"),
+            (
+                |t| t.unit = Some(" ".into()),
+                GoalPattern::Recurring,
+                "target.unit",
+            ),
             (
                 |t| t.unit = Some("u".repeat(51)),
                 GoalPattern::Recurring,

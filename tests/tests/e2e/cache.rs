@@ -8,7 +8,7 @@ use goalstore::cache::Tier;
 use goalstore::table::{MemoryTable, Operation, Table};
 use goalstore::{
     CacheConfig, Event, EventKind, GoalPattern, GoalStore, GoalUpdate, NewActivity, NewGoal,
-    Progress, StoreConfig, Strategy, Target,
+    Progress, StoreConfig, Strategy,
 };
 use goalstore_tests::servers::{RedisCluster, RedisServer};
 use goalstore_tests::stores::DynamoStore;
@@ -40,11 +40,7 @@ pub(crate) fn milestone(id: &str) -> NewGoal {
         ..NewGoal::new(
             "v1",
             GoalPattern::Milestone,
-            Target {
-                metric: "count".into(),
-                value: Some(100.0),
-                ..Target::default()
-            },
+            goalstore_tests::goals::target_for(GoalPattern::Milestone, 100.0),
         )
     }
 }
@@ -505,9 +501,11 @@ async fn a_burst_of_writes_is_few_invalidation_messages() -> anyhow::Result<()> 
     let t = DynamoStore::with_config(config(Strategy::Tiered, &urls, "burst")).await?;
     let other = t.another_store(config(Strategy::Tiered, &urls, "burst"))?;
     for i in 0..20 {
-        t.store
-            .create_goal("u1", milestone(&format!("g{i}")))
-            .await?;
+        let goal = NewGoal {
+            title: format!("v1 of g{i}"),
+            ..milestone(&format!("g{i}"))
+        };
+        t.store.create_goal("u1", goal).await?;
     }
     let published_before = t.store.stats().cache.map_or(0, |s| s.messages_published);
     let ids: Vec<String> = (0..20).map(|i| format!("g{i}")).collect();

@@ -51,6 +51,7 @@ fn goal(id: Option<&str>) -> NewGoal {
             Target {
                 metric: "count".into(),
                 value: Some(5.0),
+                target_date: goalstore::Timestamp::parse(goalstore_tests::goals::FAR_AHEAD),
                 ..Target::default()
             },
         )

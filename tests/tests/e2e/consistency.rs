@@ -46,13 +46,15 @@ struct Read {
     version: u64,
 }
 
-fn title(version: u64) -> String {
-    format!("v{version}")
+/// The title of `goal` at `version`: per goal, since a user's active goals never share a title.
+fn title(goal: usize, version: u64) -> String {
+    format!("v{version} of goal {goal}")
 }
 
 fn version_of(title: &str) -> anyhow::Result<u64> {
     title
         .strip_prefix('v')
+        .and_then(|v| v.split(' ').next())
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("a title no writer wrote: {title:?}"))
 }
@@ -161,7 +163,12 @@ async fn writer(
         version += 1;
         let instance = (goal + version as usize) % 2;
         let started = Instant::now();
-        retitle(&mut clients[instance], &goal_id(goal), &title(version)).await?;
+        retitle(
+            &mut clients[instance],
+            &goal_id(goal),
+            &title(goal, version),
+        )
+        .await?;
         let acked = Instant::now();
         history
             .lock()
@@ -245,7 +252,7 @@ async fn reads_across_two_sidecars_are_never_stale_past_the_pubsub_window() -> a
     let clients = [a.client().await?, b.client().await?];
     wait_for_subscribers(&cache, 2).await?;
     for goal in 0..GOALS {
-        create(&mut clients[0].clone(), &goal_id(goal), &title(0)).await?;
+        create(&mut clients[0].clone(), &goal_id(goal), &title(goal, 0)).await?;
     }
 
     let until = Instant::now() + Duration::from_secs(seconds);

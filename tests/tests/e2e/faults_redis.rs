@@ -10,7 +10,7 @@
 
 use anyhow::{ensure, Context};
 use goalstore::cache::redis::RedisConfig;
-use goalstore::{CacheConfig, GoalStore, NewActivity, StoreConfig, Strategy};
+use goalstore::{CacheConfig, GoalStore, NewActivity, NewGoal, StoreConfig, Strategy};
 use goalstore_tests::faults::{TcpFaultProxy, TcpMode};
 use goalstore_tests::servers::RedisServer;
 use goalstore_tests::stores::DynamoStore;
@@ -150,10 +150,15 @@ async fn a_partition_fails_no_call_and_nothing_stale_is_served_once_it_heals() -
         t.store.clone(),
         t.another_store(tiered(redis.url(), "partition"))?,
     );
-    for id in ["g1", "g2"] {
-        a.create_goal(USER, milestone(id)).await?;
-        assert_eq!(title(&a, id).await?, "v1");
-        assert_eq!(title(&b, id).await?, "v1");
+    // Two active goals of one user need two titles (duplicates are refused).
+    for (id, first) in [("g1", "v1"), ("g2", "v1 of g2")] {
+        let goal = NewGoal {
+            title: first.into(),
+            ..milestone(id)
+        };
+        a.create_goal(USER, goal).await?;
+        assert_eq!(title(&a, id).await?, first);
+        assert_eq!(title(&b, id).await?, first);
     }
     wait_subscribed(&redis, "partition", 2).await?;
     b.update_goal(USER, "g1", retitle("b1")).await?;

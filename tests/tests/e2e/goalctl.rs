@@ -118,6 +118,8 @@ async fn goalctl_json_round_trip_through_every_subcommand() -> anyhow::Result<()
             "pages",
             "--category",
             "learning",
+            "--target-date",
+            "2099-12-31T00:00:00Z",
             "--id",
             goal,
         ],

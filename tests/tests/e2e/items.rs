@@ -129,6 +129,7 @@ async fn written_items_have_the_documented_layout() -> anyhow::Result<()> {
                         metric: "count".into(),
                         value: Some(12.0),
                         unit: Some("books".into()),
+                        target_date: goalstore::Timestamp::parse(goalstore_tests::goals::FAR_AHEAD),
                         ..Target::default()
                     },
                 )

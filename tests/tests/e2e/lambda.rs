@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::cache::keys::{CacheKey, KeySpace};
 use goalstore::keys::{GoalId, UserId};
-use goalstore::{GoalPattern, NewGoal, Target};
+use goalstore::{GoalPattern, NewGoal};
 use goalstore_lambda::emf::{self, EmfRecorder};
 use goalstore_lambda::http::{request_from_event, routes};
 use goalstore_lambda::{stream, Builder, Lambda, LambdaSettings};
@@ -112,11 +112,7 @@ fn milestone(id: &str) -> NewGoal {
         ..NewGoal::new(
             id,
             GoalPattern::Milestone,
-            Target {
-                metric: "count".into(),
-                value: Some(100.0),
-                ..Target::default()
-            },
+            goalstore_tests::goals::target_for(GoalPattern::Milestone, 100.0),
         )
     }
 }

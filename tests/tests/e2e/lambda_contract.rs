@@ -700,10 +700,23 @@ async fn log_and_list(store: &dyn GoalService) -> anyhow::Result<()> {
     assert_eq!(activity["context"]["energyLevel"], 4);
     assert_eq!(activity["context"]["mood"], "focused");
 
-    // An empty unit is the goal's; no date is now; no header is UTC.
-    let plain = call(Route::Log)
+    // No date is now, which is after this goal's target date (2025-11-30): their rule refuses it.
+    let late = call(Route::Log)
         .goal(MILESTONE)
         .json(json!({"value": 5, "unit": ""}))
+        .send(store, "log-late")
+        .await?;
+    assert_eq!(late.status, 422, "{}", late.body);
+    assert_eq!(late.body["error"], "ACTIVITY_VALIDATION_ERROR");
+    assert_eq!(
+        late.body["details"]["validation_errors"],
+        json!(["Activity date cannot be after goal target date"])
+    );
+
+    // An empty unit is the goal's; no header is UTC.
+    let plain = call(Route::Log)
+        .goal(MILESTONE)
+        .json(json!({"value": 5, "unit": "", "activityDate": "2025-01-05"}))
         .send(store, "log-2")
         .await?;
     assert_eq!(plain.status, 201, "{}", plain.body);

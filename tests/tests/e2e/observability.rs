@@ -171,13 +171,9 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
             .create_goal(pb::CreateGoalRequest {
                 user_id: user.into(),
                 goal_id: id.into(),
-                title: "t".into(),
+                title: format!("t {id}"),
                 goal_pattern: pattern as i32,
-                target: Some(pb::Target {
-                    metric: "count".into(),
-                    value: Some(10.0),
-                    ..Default::default()
-                }),
+                target: Some(goalstore_tests::goals::pb_target_for(pattern, 10.0)),
                 ..Default::default()
             })
             .await?;

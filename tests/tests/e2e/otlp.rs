@@ -188,6 +188,7 @@ async fn create_and_get(sidecar: &SidecarProcess) -> anyhow::Result<()> {
             target: Some(pb::Target {
                 metric: "count".into(),
                 value: Some(10.0),
+                target_date: Some(goalstore_tests::goals::FAR_AHEAD.into()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -19,6 +19,7 @@ fn milestone(id: &str) -> NewGoal {
                 metric: "count".into(),
                 value: Some(100.0),
                 unit: Some("pages".into()),
+                target_date: goalstore::Timestamp::parse(goalstore_tests::goals::FAR_AHEAD),
                 ..Target::default()
             },
         )
@@ -132,7 +133,7 @@ async fn goals_live_and_are_archived(s: &dyn GoalService) -> anyhow::Result<()> 
         )
         .await;
     assert!(
-        matches!(refused, Err(Error::FailedPrecondition(_))),
+        matches!(&refused, Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::GoalAlreadyCompleted),
         "{refused:?}"
     );
     Ok(())
@@ -195,7 +196,7 @@ async fn mistakes_are_typed_errors(s: &dyn GoalService) -> anyhow::Result<()> {
         .await
         .expect_err("wrong unit");
     assert!(
-        matches!(&error, Error::InvalidArgument { field, .. } if field == "unit"),
+        matches!(&error, Error::Rule(rule) if rule.code == goalstore::RuleCode::ActivityValidationError),
         "{error:?}"
     );
     Ok(())

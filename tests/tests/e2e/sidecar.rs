@@ -191,6 +191,7 @@ async fn milestone_progress_through_the_sidecar_sums_activities() -> anyhow::Res
                 metric: "count".into(),
                 value: Some(50_000.0),
                 unit: Some("words".into()),
+                target_date: Some(goalstore_tests::goals::FAR_AHEAD.into()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -237,6 +238,7 @@ async fn store_errors_become_grpc_codes() -> anyhow::Result<()> {
         target: Some(pb::Target {
             metric: "count".into(),
             value: Some(10.0),
+            target_date: Some(goalstore_tests::goals::FAR_AHEAD.into()),
             ..Default::default()
         }),
         ..Default::default()

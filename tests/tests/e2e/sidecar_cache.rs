@@ -106,6 +106,7 @@ pub(crate) async fn create_for(
         target: Some(pb::Target {
             metric: "count".into(),
             value: Some(100.0),
+            target_date: Some(goalstore_tests::goals::FAR_AHEAD.into()),
             ..Default::default()
         }),
         ..Default::default()

@@ -20,7 +20,11 @@ fn target(value: f64) -> Target {
 fn new_goal(id: &str, pattern: GoalPattern) -> NewGoal {
     NewGoal {
         goal_id: Some(id.into()),
-        ..NewGoal::new(format!("goal {id}"), pattern, target(100.0))
+        ..NewGoal::new(
+            format!("goal {id}"),
+            pattern,
+            goalstore_tests::goals::target_for(pattern, 100.0),
+        )
     }
 }
 
@@ -163,14 +167,14 @@ async fn creating_twice_is_already_exists_and_changes_nothing() -> anyhow::Resul
                 target: Target::default(),
                 ..new_goal("g2", GoalPattern::Milestone)
             },
-            "target.value",
+            "target.metric",
         ),
         (
             NewGoal {
                 target: target(f64::NAN),
                 ..new_goal("g2", GoalPattern::Milestone)
             },
-            "target",
+            "target.value",
         ),
         (
             NewGoal {
@@ -249,7 +253,7 @@ async fn updates_follow_the_rules() -> anyhow::Result<()> {
         )
         .await;
     assert!(
-        matches!(refused, Err(Error::FailedPrecondition(_))),
+        matches!(&refused, Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::GoalAlreadyCompleted),
         "{refused:?}"
     );
     assert_eq!(t.store.get_goal("u1", "g1").await?, archived);
@@ -295,8 +299,9 @@ async fn activities_update_progress() -> anyhow::Result<()> {
         .store
         .log_activity("u1", "words", NewActivity::new(-1.0))
         .await;
+    // A milestone's progress is positive: a business rule (422 over HTTP), not a malformed field.
     assert!(
-        matches!(&refused, Err(Error::InvalidArgument { field, .. }) if field == "value"),
+        matches!(&refused, Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::ActivityValidationError),
         "{refused:?}"
     );
     let refused = t
@@ -320,7 +325,7 @@ async fn activities_update_progress() -> anyhow::Result<()> {
         .log_activity("u1", "words", NewActivity::new(1.0))
         .await;
     assert!(
-        matches!(refused, Err(Error::FailedPrecondition(_))),
+        matches!(&refused, Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::ActivityValidationError),
         "{refused:?}"
     );
     assert!(matches!(
@@ -351,6 +356,7 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
         start_value: Some(85.0),
         unit: Some("kg".into()),
         direction: Some(goalstore::Direction::Decrease),
+        target_date: Timestamp::parse(goalstore_tests::goals::FAR_AHEAD),
         ..Target::default()
     };
     t.store
@@ -380,9 +386,10 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
         unit: Some("lb".into()),
         ..NewActivity::new(170.0)
     };
+    // A unit other than the target's is their business rule (422 over HTTP).
     assert!(matches!(
         t.store.log_activity("u1", "w", wrong_unit).await,
-        Err(e) if e.invalid_field() == Some("unit")
+        Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::ActivityValidationError
     ));
     Ok(())
 }

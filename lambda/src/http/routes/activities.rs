@@ -8,7 +8,7 @@ use crate::http::query::{ActivityListQuery, Params};
 use crate::http::render::{self, Mode};
 use crate::http::{answer, caller, Body, Request, Response, Route, Success};
 use chrono::NaiveTime;
-use goalstore::{ActivityFilter, Error, GoalService, PageRequest, Timestamp};
+use goalstore::{ActivityFilter, GoalService, PageRequest, Timestamp};
 
 /// At most this many activities are read (lac/s:71-120).
 const MAX_ACTIVITIES: u32 = 1000;
@@ -75,9 +75,7 @@ pub async fn list_activities(store: &dyn GoalService, request: Request) -> Respo
         };
         let read = match store.list_activities(&user, &goal_id, &filter, &page).await {
             // A store configured with a smaller page: its largest.
-            Err(Error::InvalidArgument {
-                field: "page_size", ..
-            }) => {
+            Err(e) if e.invalid_field() == Some("page_size") => {
                 page.page_size = None;
                 store.list_activities(&user, &goal_id, &filter, &page).await
             }
