@@ -10,7 +10,7 @@
 //! active or paused goals are updated or archived, and a user always keeps at least one goal that
 //! is not archived.
 
-use goalstore::{GoalPattern, Period, Target};
+use goalstore::{GoalPattern, Period, Target, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -369,6 +369,9 @@ impl Zipf {
     }
 }
 
+/// The due date of the workload's milestone and target goals: after any run.
+const FAR_AHEAD: &str = "2099-12-31T00:00:00Z";
+
 /// The target of a goal of `pattern`, valid for the store.
 pub fn target_for(pattern: GoalPattern) -> Target {
     match pattern {
@@ -383,6 +386,7 @@ pub fn target_for(pattern: GoalPattern) -> Target {
             metric: "count".into(),
             value: Some(10_000.0),
             unit: Some("words".into()),
+            target_date: Timestamp::parse(FAR_AHEAD),
             ..Target::default()
         },
         GoalPattern::Target => Target {
@@ -391,6 +395,7 @@ pub fn target_for(pattern: GoalPattern) -> Target {
             unit: Some("kg".into()),
             start_value: Some(80.0),
             direction: Some(goalstore::Direction::Decrease),
+            target_date: Timestamp::parse(FAR_AHEAD),
             ..Target::default()
         },
         GoalPattern::Streak => Target {
@@ -511,10 +516,15 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
                 })
             }
             OpKind::GetProgress => any.map(|goal| Op::GetProgress { user, goal }),
-            OpKind::LogActivity => pick(&active, &mut random).map(|goal| Op::LogActivity {
-                user,
-                goal,
-                value: f64::from(random.gen_range(1..=60)),
+            OpKind::LogActivity => pick(&active, &mut random).map(|goal| {
+                let drawn = f64::from(random.gen_range(1..=60));
+                // A streak counts days: each of its activities is worth exactly 1.
+                let value = if goals[goal as usize].pattern == GoalPattern::Streak {
+                    1.0
+                } else {
+                    drawn
+                };
+                Op::LogActivity { user, goal, value }
             }),
             OpKind::Create => {
                 let index = goals.len() as u32;

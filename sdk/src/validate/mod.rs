@@ -468,7 +468,8 @@ mod tests {
             Some(Direction::Decrease),
             "a limit keeps a value down"
         );
-        let cases: [(fn(&mut Target), GoalPattern, &str); 7] = [
+        type Case = (fn(&mut Target), GoalPattern, &'static str);
+        let cases: [Case; 7] = [
             (
                 |t| t.metric = "steps".into(),
                 GoalPattern::Recurring,
@@ -489,11 +490,6 @@ mod tests {
                 |t| t.unit = Some("u".repeat(51)),
                 GoalPattern::Recurring,
                 "target.unit",
-            ),
-            (
-                |t| t.direction = None,
-                GoalPattern::Recurring,
-                "target.direction",
             ),
             (|t| t.period = None, GoalPattern::Limit, "target.period"),
             (|_| {}, GoalPattern::Milestone, "target.target_date"),
