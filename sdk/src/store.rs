@@ -863,17 +863,16 @@ impl GoalStore {
         self.observe("update_goal", user_id, async {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
-            if update.status == Some(GoalStatus::Archived) {
-                return Err(Error::invalid(
-                    "status",
-                    "use ArchiveGoal to archive a goal",
-                ));
-            }
             let previous = std::sync::Mutex::new(None);
             let updated = self
                 .modify_goal(&user, &goal, |current, now| {
                     *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
-                    crate::validate::rules::update(current, update.target.as_ref(), now)?;
+                    crate::validate::rules::update(
+                        current,
+                        update.status,
+                        update.target.as_ref(),
+                        now,
+                    )?;
                     if let Some(pattern) = update.goal_pattern {
                         if pattern != current.goal_pattern {
                             return Err(Error::invalid(

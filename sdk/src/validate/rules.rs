@@ -92,9 +92,15 @@ fn target_date_not_past(target: &Target, now: DateTime<Utc>, errors: &mut Vec<St
     }
 }
 
-/// The rules of an update of `current`: a completed or archived goal is not modified; a
-/// milestone's or target goal's new target date is not past.
-pub fn update(current: &Goal, new_target: Option<&Target>, now: DateTime<Utc>) -> Result<()> {
+/// The rules of an update of `current`: a completed or archived goal is not modified; a new
+/// status is `active` or `paused` (archiving has its own call; nothing completes or drafts a
+/// goal by update); a milestone's or target goal's new target date is not past.
+pub fn update(
+    current: &Goal,
+    new_status: Option<GoalStatus>,
+    new_target: Option<&Target>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if matches!(current.status, GoalStatus::Completed | GoalStatus::Archived) {
         return Err(Error::rule(
             RuleCode::GoalAlreadyCompleted,
@@ -106,6 +112,13 @@ pub fn update(current: &Goal, new_target: Option<&Target>, now: DateTime<Utc>) -
         ));
     }
     let mut errors = Vec::new();
+    if let Some(status) = new_status {
+        if !matches!(status, GoalStatus::Active | GoalStatus::Paused) {
+            errors.push(format!(
+                "Invalid status transition to '{status}': a goal's status can only be set to active or paused"
+            ));
+        }
+    }
     if let Some(target) = new_target {
         let date_changed = target.target_date != current.target.target_date;
         if date_changed

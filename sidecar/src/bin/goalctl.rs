@@ -344,19 +344,15 @@ impl From<NewStatusArg> for GoalStatus {
 /// The statuses an update may set (archiving has its own call).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum UpdateStatusArg {
-    Draft,
     Active,
     Paused,
-    Completed,
 }
 
 impl From<UpdateStatusArg> for GoalStatus {
     fn from(value: UpdateStatusArg) -> Self {
         match value {
-            UpdateStatusArg::Draft => GoalStatus::Draft,
             UpdateStatusArg::Active => GoalStatus::Active,
             UpdateStatusArg::Paused => GoalStatus::Paused,
-            UpdateStatusArg::Completed => GoalStatus::Completed,
         }
     }
 }
