@@ -12,6 +12,7 @@ pub mod faults;
 pub mod gate;
 pub mod goals;
 pub mod ops;
+pub mod origin;
 pub mod proxy;
 pub mod runtime_api;
 pub mod servers;

@@ -64,6 +64,26 @@ impl DynamoStore {
             .item)
     }
 
+    /// Every item of the table, read straight from the server.
+    pub async fn all_items(&self) -> anyhow::Result<Vec<Item>> {
+        crate::dynamo::scan(&self.client, &self.table_name).await
+    }
+
+    /// Fails naming every item of the table the existing goal handlers could not read (see
+    /// [`crate::origin`]); returns how many items it read.
+    pub async fn assert_origin_readable(&self) -> anyhow::Result<usize> {
+        let items = self.all_items().await?;
+        let problems = crate::origin::table_problems(&items);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "the existing handlers could not read {} of the items left in `{}`:\n{}",
+            problems.len(),
+            self.table_name,
+            problems.join("\n")
+        );
+        Ok(items.len())
+    }
+
     /// Writes `items` as they are, 25 to a BatchWriteItem, straight to the server (not counted).
     pub async fn seed(&self, items: Vec<HashMap<String, AttributeValue>>) -> anyhow::Result<()> {
         for chunk in items.chunks(25) {

@@ -110,6 +110,30 @@ pub async fn put_items(
     Ok(())
 }
 
+/// Every item of `table`, page by page (a test's table is small).
+pub async fn scan(
+    client: &Client,
+    table: &str,
+) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| sdk_error(format!("scanning {table}"), error))?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(items),
+        }
+    }
+}
+
 /// Real DynamoDB creates tables asynchronously (moto: instantly); a table is usable once
 /// it and every index are ACTIVE.
 async fn wait_until_active(client: &Client, name: &str) -> anyhow::Result<()> {

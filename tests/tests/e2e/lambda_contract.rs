@@ -19,7 +19,7 @@ const MISSING: &str = "00000000-0000-4000-8000-000000000000";
 
 /// The eight routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Create,
     List,
     Get,
@@ -70,7 +70,7 @@ impl Route {
 
 /// One request to a route.
 #[derive(Debug, Clone)]
-struct Call {
+pub(crate) struct Call {
     route: Route,
     goal_id: Option<String>,
     query: String,
@@ -79,7 +79,7 @@ struct Call {
     sub: Option<String>,
 }
 
-fn call(route: Route) -> Call {
+pub(crate) fn call(route: Route) -> Call {
     Call {
         route,
         goal_id: route.has_goal_id().then(|| WALK.to_owned()),
@@ -91,7 +91,7 @@ fn call(route: Route) -> Call {
 }
 
 impl Call {
-    fn goal(mut self, id: &str) -> Self {
+    pub(crate) fn goal(mut self, id: &str) -> Self {
         self.goal_id = Some(id.to_owned());
         self
     }
@@ -107,11 +107,16 @@ impl Call {
         self.body = Some(body.into());
         self
     }
-    fn json(self, body: Value) -> Self {
+    pub(crate) fn json(self, body: Value) -> Self {
         self.body(body.to_string())
     }
     fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    /// The call as another caller.
+    pub(crate) fn as_user(mut self, sub: &str) -> Self {
+        self.sub = Some(sub.to_owned());
         self
     }
     fn anonymous(mut self) -> Self {
@@ -156,7 +161,11 @@ impl Call {
         Ok(event.to_string())
     }
 
-    async fn send(&self, store: &dyn GoalService, request_id: &str) -> anyhow::Result<Answer> {
+    pub(crate) async fn send(
+        &self,
+        store: &dyn GoalService,
+        request_id: &str,
+    ) -> anyhow::Result<Answer> {
         let request = request_from_event(&self.event()?, request_id)?;
         let response = match self.route {
             Route::Create => routes::create_goal(store, request).await,
@@ -174,11 +183,11 @@ impl Call {
 
 /// A checked response: JSON with the common headers.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     location: Option<String>,
     text: String,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Answer {
@@ -348,7 +357,7 @@ fn new_goal_body(title: &str) -> Value {
 
 #[tokio::test]
 async fn every_route_refuses_a_request_without_claims_first() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     for route in Route::ALL {
         // Even with a bad body and no goal id: the caller is checked first.
         let answer = call(route)
@@ -366,13 +375,15 @@ async fn every_route_refuses_a_request_without_claims_first() -> anyhow::Result<
         let answer = empty.send(&lambda.store, "empty").await?;
         assert_eq!(answer.status, 401, "{route:?}");
     }
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn routes_with_a_goal_id_refuse_a_missing_one_and_answer_404_for_an_unknown_one(
 ) -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     for route in Route::ALL.into_iter().filter(|r| r.has_goal_id()) {
         let body = (route == Route::Log).then(|| json!({"value": 1, "unit": "words"}));
         let mut request = call(route).no_goal();
@@ -401,12 +412,14 @@ async fn routes_with_a_goal_id_refuse_a_missing_one_and_answer_404_for_an_unknow
             assert!(answer.body.get("details").is_none());
         }
     }
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn create_get_update_and_archive_answer_goals_in_mode_j() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     let store = &lambda.store;
 
     let created = call(Route::Create)
@@ -495,12 +508,14 @@ async fn create_get_update_and_archive_answer_goals_in_mode_j() -> anyhow::Resul
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"], "GOAL_ALREADY_COMPLETED");
     assert_eq!(refused.body["details"], json!({ "goal_id": goal_id }));
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn bad_bodies_answer_400_with_camel_case_fields() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     let store = &lambda.store;
     let cases: Vec<(Call, Vec<&str>)> = vec![
         (
@@ -560,12 +575,14 @@ async fn bad_bodies_answer_400_with_camel_case_fields() -> anyhow::Result<()> {
         missing.body["validation_errors"][0]["message"],
         "Field required"
     );
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn list_goals_filters_sorts_and_pages_in_mode_s() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     let store = &lambda.store;
     let ids = |answer: &Answer| -> Vec<String> {
         answer.body["goals"]
@@ -652,6 +669,8 @@ async fn list_goals_filters_sorts_and_pages_in_mode_s() -> anyhow::Result<()> {
         assert_eq!(bad.body["message"], "Invalid query parameters");
         assert_eq!(field_names(&bad.body), ["query"]);
     }
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -873,7 +892,7 @@ async fn get_progress_answers_progress_statistics_and_insights() -> anyhow::Resu
 /// Hostile input on every route: an answer below 500 each time.
 #[tokio::test]
 async fn no_input_makes_a_route_answer_500() -> anyhow::Result<()> {
-    let (_seed, lambda) = seeded().await?;
+    let (seed, lambda) = seeded().await?;
     let bodies = [
         "",
         "null",
@@ -913,5 +932,7 @@ async fn no_input_makes_a_route_answer_500() -> anyhow::Result<()> {
         count,
         8 * (bodies.len() + queries.len()) + 6 * goal_ids.len()
     );
+    // Whatever the handlers left in the table, the existing handlers read.
+    seed.assert_origin_readable().await?;
     Ok(())
 }

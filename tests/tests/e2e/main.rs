@@ -6,6 +6,7 @@
 mod access;
 mod cache;
 mod client;
+mod compat;
 mod consistency;
 mod faults_dynamodb;
 mod faults_redis;

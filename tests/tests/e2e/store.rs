@@ -59,6 +59,8 @@ async fn a_thousand_ids_make_ten_batch_requests() -> anyhow::Result<()> {
     );
     assert_eq!(t.proxy.count("BatchGetItem"), 10, "{:?}", t.proxy.counts());
     assert_eq!(t.proxy.total(), 10);
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -80,6 +82,8 @@ async fn concurrent_point_reads_share_batches() -> anyhow::Result<()> {
         "1000 concurrent reads took {requests} BatchGetItem requests"
     );
     assert_eq!(t.proxy.total(), requests);
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -112,6 +116,8 @@ async fn bad_ids_are_refused_before_any_request() -> anyhow::Result<()> {
         Err(e) if e.invalid_field() == Some("goal_id")
     ));
     assert_eq!(t.proxy.total(), 0, "{:?}", t.proxy.counts());
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -136,6 +142,8 @@ async fn users_never_reach_each_others_goals() -> anyhow::Result<()> {
         t.store.get_goal("alice", "shared-id").await?.goal_pattern,
         GoalPattern::Milestone
     );
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -191,6 +199,8 @@ async fn creating_twice_is_already_exists_and_changes_nothing() -> anyhow::Resul
         t.store.get_goal("u1", "g2").await,
         Err(Error::NotFound { .. })
     ));
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -261,6 +271,8 @@ async fn updates_follow_the_rules() -> anyhow::Result<()> {
         t.store.archive_goal("u1", "nope").await,
         Err(Error::NotFound { .. })
     ));
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -344,6 +356,8 @@ async fn activities_update_progress() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(all.items.len(), 3, "refused activities wrote nothing");
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -391,6 +405,8 @@ async fn target_goals_track_the_latest_value() -> anyhow::Result<()> {
         t.store.log_activity("u1", "w", wrong_unit).await,
         Err(Error::Rule(rule)) if rule.code == goalstore::RuleCode::ActivityValidationError
     ));
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -491,6 +507,8 @@ async fn listings_filter_and_page() -> anyhow::Result<()> {
             .await,
         Err(e) if e.invalid_field() == Some("page_size")
     ));
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -549,6 +567,8 @@ async fn activities_list_by_range_newest_first() -> anyhow::Result<()> {
         matches!(&other, Err(Error::InvalidArgument { field, .. }) if field == "page_token"),
         "{other:?}"
     );
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -582,6 +602,8 @@ async fn recurring_progress_counts_the_current_period() -> anyhow::Result<()> {
     assert_eq!(logged.progress.percent_complete, 0.0);
     assert_eq!(logged.progress.success_rate, Some(0.0));
     assert_eq!(logged.progress.period_history.len(), 31);
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -612,6 +634,8 @@ async fn repeated_creates_with_an_id_return_the_first_goal() -> anyhow::Result<(
         1,
         "one goal, and the marker is not listed"
     );
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
 
@@ -666,5 +690,7 @@ async fn repeated_activities_with_an_id_write_once() -> anyhow::Result<()> {
             ..
         })
     ));
+    // Whatever the test left in the table, the existing handlers read.
+    t.assert_origin_readable().await?;
     Ok(())
 }
