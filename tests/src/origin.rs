@@ -515,7 +515,8 @@ mod tests {
             .into_iter()
             .find(|i| text(i.get("sk")).is_some_and(|sk| sk.starts_with("GOAL#")))
             .expect("a goal");
-        let cases: Vec<(&str, Box<dyn Fn(&mut Item)>)> = vec![
+        type Change = Box<dyn Fn(&mut Item)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "category",
                 Box::new(|i| {
