@@ -119,7 +119,7 @@ async fn every_item_goalstore_writes_reads_in_the_existing_handlers() -> anyhow:
     for pattern in ["recurring", "milestone", "target", "streak", "limit"] {
         let user = "compat-http";
         let created = call(Route::Create)
-            .as_user(user)
+            .by(user)
             .json(create_body(pattern))
             .send(&t.store, "create")
             .await?;
@@ -130,7 +130,7 @@ async fn every_item_goalstore_writes_reads_in_the_existing_handlers() -> anyhow:
             .to_owned();
         for n in 0..2 {
             let logged = call(Route::Log)
-                .as_user(user)
+                .by(user)
                 .goal(&goal_id)
                 .json(json!({"value": value_for(pattern), "unit": "pages",
                              "context": {"energyLevel": 6, "mood": "ok"},
@@ -140,7 +140,7 @@ async fn every_item_goalstore_writes_reads_in_the_existing_handlers() -> anyhow:
             assert_eq!(logged.status, 201, "{pattern}: {}", logged.body);
         }
         let updated = call(Route::Update)
-            .as_user(user)
+            .by(user)
             .goal(&goal_id)
             .json(json!({"title": format!("{pattern} renamed"), "status": "paused"}))
             .send(&t.store, "update")
@@ -148,7 +148,7 @@ async fn every_item_goalstore_writes_reads_in_the_existing_handlers() -> anyhow:
         assert_eq!(updated.status, 200, "{pattern}: {}", updated.body);
         if pattern == "streak" {
             let archived = call(Route::Archive)
-                .as_user(user)
+                .by(user)
                 .goal(&goal_id)
                 .send(&t.store, "archive")
                 .await?;

@@ -115,7 +115,7 @@ impl Call {
         self
     }
     /// The call as another caller.
-    pub(crate) fn as_user(mut self, sub: &str) -> Self {
+    pub(crate) fn by(mut self, sub: &str) -> Self {
         self.sub = Some(sub.to_owned());
         self
     }
