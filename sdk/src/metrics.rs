@@ -73,10 +73,11 @@ pub const OPERATION_NAMES: [&str; 13] = [
 ];
 
 /// The `outcome` labels of a store call.
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     "ok",
     "invalid_argument",
     "not_found",
+    "rule",
     "failed_precondition",
     "already_exists",
     "throttled",

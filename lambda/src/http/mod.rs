@@ -28,11 +28,13 @@
 //! * validation messages follow pydantic's wording for the common failures (required, type,
 //!   enum, length, pattern, `> 0`); nested constraints of schedule, context and location beyond
 //!   required keys are left to the SDK's types; error fields are always camelCase;
-//! * `statistics` and `insights` of get progress are the no-activity shapes until
-//!   `goalstore::progress::report` lands (see `routes::progress`);
+//! * `statistics` and `insights` of get progress are computed over every activity of the goal
+//!   (`goalstore::progress::report`; upstream reads the newest 1000);
 //! * what the store decides (quota, duplicate titles, per-pattern rules, which statuses accept
-//!   activities, unit comparison) is the SDK's: its refusals are mapped in
-//!   [`errors::store_problem`].
+//!   activities, unit comparison) is the SDK's (`goalstore::validate`): its refusals are mapped
+//!   in [`errors::store_problem`].
+//!
+//! docs/compatibility.md lists every difference with an example.
 
 pub mod body;
 pub mod caller;
