@@ -1313,6 +1313,8 @@ impl GoalStore {
                 None => self.get_goal_for_write(user, goal_id).await?,
             };
             let activities = self.all_activities(user, goal_id).await?;
+            self.rewrite_legacy_activities(&current, &activities)
+                .await?;
             let now = self.now();
             let mut goal = current.clone();
             goal.progress = crate::progress::compute(&goal, &activities, now);
@@ -1322,6 +1324,34 @@ impl GoalStore {
             }
         }
         Err(conflict(goal_id))
+    }
+
+    /// Rewrites, in the existing handlers' form, the activities of `goal` an older goalstore
+    /// wrote with NULLs their model refuses (see `validate::readable_activity`). Activities are
+    /// never written again otherwise, so the first progress recompute after the upgrade is their
+    /// next write. Each put is conditioned on the item still being the one read.
+    async fn rewrite_legacy_activities(&self, goal: &Goal, activities: &[Activity]) -> Result<()> {
+        for activity in activities {
+            let mut readable = activity.clone();
+            if !crate::validate::readable_activity(&mut readable, goal.target.unit.as_deref()) {
+                continue;
+            }
+            let condition = Condition::AttributeEquals {
+                attribute: "activity_id".into(),
+                value: AttributeValue::S(activity.activity_id.clone()),
+            };
+            match self
+                .inner
+                .table
+                .put_item(activity_to_item(&readable)?, Some(condition))
+                .await
+            {
+                // Gone since (its TTL ran out): nothing to rewrite.
+                Ok(()) | Err(TableError::ConditionFailed) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Drops the cache keys `event` makes stale.

@@ -332,6 +332,27 @@ pub fn readable(goal: &mut Goal) {
     }
 }
 
+/// An activity read back from the table, brought into the form the existing handlers read:
+/// an older goalstore wrote NULL `unit` (when the goal had none), `timezone` and `attachments`.
+/// The unit becomes the goal's (`goal_unit`), the timezone `UTC`, the attachments `[]`. Returns
+/// whether anything changed, so the caller writes only what needs it.
+pub fn readable_activity(activity: &mut Activity, goal_unit: Option<&str>) -> bool {
+    let mut changed = false;
+    if activity.unit.is_none() {
+        activity.unit = Some(goal_unit.unwrap_or("count").to_owned());
+        changed = true;
+    }
+    if activity.timezone.is_none() {
+        activity.timezone = Some("UTC".to_owned());
+        changed = true;
+    }
+    if activity.attachments.is_none() {
+        activity.attachments = Some(Document::from(json!([])));
+        changed = true;
+    }
+    changed
+}
+
 /// Checks a new activity's own fields and brings its documents into the stored form.
 /// Does not check it against its goal: [`rules::activity`] does.
 pub fn new_activity(new: &mut NewActivity) -> Result<()> {

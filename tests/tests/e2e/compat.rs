@@ -221,7 +221,28 @@ async fn a_goal_an_older_goalstore_wrote_is_rewritten_readable_on_its_next_write
         "completed_at": {"NULL": true}, "metadata": {"NULL": true},
         "is_journal_linked": {"BOOL": false}
     }))?;
-    t.seed(vec![legacy]).await?;
+    // And one of its activities as goalstore wrote them: NULL unit, timezone and attachments.
+    let legacy_activity = parse_item(&json!({
+        "pk": {"S": "USER#legacy"},
+        "sk": {"S": "ACTIVITY#old-1#2025-01-02T00:00:00.000000+00:00"},
+        "EntityType": {"S": "GoalActivity"}, "gsi1_pk": {"S": "GOAL#old-1"},
+        "gsi1_sk": {"S": "2025-01-02T00:00:00.000000+00:00"},
+        "activity_id": {"S": "old-a1"}, "goal_id": {"S": "old-1"}, "user_id": {"S": "legacy"},
+        "value": {"N": "2"}, "unit": {"NULL": true}, "activity_type": {"S": "progress"},
+        "activity_date": {"S": "2025-01-02T00:00:00.000000Z"},
+        "logged_at": {"S": "2025-01-02T00:00:00.000000Z"},
+        "timezone": {"NULL": true}, "location": {"NULL": true}, "context": {"NULL": true},
+        "note": {"NULL": true}, "attachments": {"NULL": true}, "source": {"S": "manual"},
+        "device_info": {"NULL": true}
+    }))?;
+    t.seed(vec![legacy, legacy_activity]).await?;
+    let unreadable = goalstore_tests::origin::table_problems(&t.all_items().await?);
+    assert!(
+        unreadable
+            .iter()
+            .any(|p| p.contains("ACTIVITY#old-1") && p.contains("unit")),
+        "{unreadable:?}"
+    );
     let before = goalstore_tests::origin::goal_problems(
         &t.raw_item("USER#legacy", "GOAL#old-1")
             .await?
@@ -242,8 +263,18 @@ async fn a_goal_an_older_goalstore_wrote_is_rewritten_readable_on_its_next_write
             },
         )
         .await?;
+    // The first log after the upgrade recomputes progress over every activity, and rewrites
+    // the old ones it reads in their form.
+    t.store
+        .log_activity("legacy", "old-1", NewActivity::new(1.0))
+        .await?;
     t.assert_origin_readable().await?;
     let goal = t.store.get_goal("legacy", "old-1").await?;
+    assert_eq!(
+        goal.progress.current_period_value,
+        Some(1.0),
+        "today's activity counted"
+    );
     assert_eq!(goal.category.as_deref(), Some("general"));
     assert_eq!(goal.target.unit.as_deref(), Some("count"));
     assert_eq!(goal.progress.success_rate, Some(0.0));
