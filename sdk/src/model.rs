@@ -8,7 +8,7 @@
 //! Timestamps are kept as the text the table holds ([`Timestamp`]): upstream writes both `Z` and
 //! `+00:00` forms, and re-formatting them would change items we only read.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc, Weekday};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A schemaless value — a DynamoDB map, list, string, number, bool or NULL — kept as its JSON
@@ -161,6 +161,20 @@ fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
         .map(|naive| naive.and_utc())
+}
+
+/// A weekday as the existing handlers write it (`monday`, ...): activity contexts' `day_of_week`
+/// and progress insights' `bestDayOfWeek`.
+pub fn weekday_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "monday",
+        Weekday::Tue => "tuesday",
+        Weekday::Wed => "wednesday",
+        Weekday::Thu => "thursday",
+        Weekday::Fri => "friday",
+        Weekday::Sat => "saturday",
+        Weekday::Sun => "sunday",
+    }
 }
 
 impl std::fmt::Display for Timestamp {

@@ -11,12 +11,11 @@
 //! camelCase `field`.
 
 use super::errors::{camel_case_key, python_isoformat, ApiError, FieldError};
-use super::render::{self, Field, Kind};
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc, Weekday};
-use goalstore::{GoalPattern, GoalUpdate, NewActivity, NewGoal};
+use chrono::{DateTime, NaiveDate, Utc};
+use goalstore::{GoalUpdate, NewActivity, NewGoal};
 use lambda_http::{Body, Request};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Which request model a body is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,39 +415,9 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// Fills the defaults of `fields` into an object (what pydantic stores for a partial map).
-fn with_defaults(value: Option<Value>, fields: &'static [Field]) -> Value {
-    let rendered = render::render(
-        &value.unwrap_or_else(|| Value::Object(Map::new())),
-        Kind::Object(fields),
-        render::Mode::J,
-    );
-    // Back to snake_case keys for the table.
-    match rendered.to_value() {
-        Value::Object(map) => Value::Object(snake_case_map(map)),
-        other => other,
-    }
-}
-
-/// The schedule a new goal of `pattern` gets when the request has none (cg/s:131-149).
-pub fn default_schedule(pattern: GoalPattern) -> Value {
-    let (frequency, check_in, skip, catch_up) = match pattern {
-        GoalPattern::Recurring => (json!("daily"), "daily", json!(2), true),
-        GoalPattern::Streak => (json!("daily"), "daily", json!(0), false),
-        _ => (Value::Null, "weekly", Value::Null, true),
-    };
-    json!({
-        "frequency": frequency,
-        "days_of_week": null,
-        "preferred_times": null,
-        "check_in_frequency": check_in,
-        "allow_skip_days": skip,
-        "catch_up_allowed": catch_up,
-    })
-}
-
-/// The body of `POST /goals`, with the defaults the create handler writes: the pattern's
-/// schedule, default context and rewards, empty metadata.
+/// The body of `POST /goals`. The defaults their create writes (the pattern's schedule, the
+/// context's and rewards' defaults, empty metadata) are the store's (`goalstore::validate`), as
+/// for every other caller; `rewards` and `metadata` in the body are ignored, as theirs are.
 pub fn new_goal(map: Map<String, Value>) -> Result<NewGoal, ApiError> {
     let mut map = request_fields(map, Model::Create);
     let mut checks = Checks::default();
@@ -466,31 +435,8 @@ pub fn new_goal(map: Map<String, Value>) -> Result<NewGoal, ApiError> {
             "Input should be 'private', 'friends' or 'public'",
         );
     }
-    let pattern = map
-        .get("goal_pattern")
-        .and_then(Value::as_str)
-        .and_then(GoalPattern::from_text);
-    let schedule = match map.remove("schedule") {
-        None | Some(Value::Null) => pattern.map(default_schedule),
-        Some(Value::Object(schedule)) => Some(with_defaults(
-            Some(Value::Object(schedule)),
-            render::SCHEDULE,
-        )),
-        Some(other) => Some(other),
-    };
-    if let Some(schedule) = schedule {
-        map.insert("schedule".into(), schedule);
-    }
-    let context = match map.remove("context") {
-        None | Some(Value::Null) => with_defaults(None, render::GOAL_CONTEXT),
-        Some(Value::Object(context)) => {
-            with_defaults(Some(Value::Object(context)), render::GOAL_CONTEXT)
-        }
-        Some(other) => other,
-    };
-    map.insert("context".into(), context);
-    map.insert("rewards".into(), with_defaults(None, render::REWARDS));
-    map.insert("metadata".into(), json!({}));
+    map.remove("rewards");
+    map.remove("metadata");
     checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
@@ -551,41 +497,8 @@ pub fn new_activity(
         "timezone".into(),
         Value::String(timezone.unwrap_or("UTC").to_owned()),
     );
-    let context = match map.remove("context") {
-        None | Some(Value::Null) => Some(Map::new()),
-        Some(Value::Object(context)) => Some(context),
-        Some(other) => {
-            map.insert("context".into(), other);
-            None
-        }
-    };
-    if let Some(mut context) = context {
-        let fill = |context: &mut Map<String, Value>, key: &str, value: Value| {
-            if context.get(key).is_none_or(Value::is_null) {
-                context.insert(key.to_owned(), value);
-            }
-        };
-        let weekday = at.weekday();
-        fill(
-            &mut context,
-            "time_of_day",
-            Value::String(time_of_day(at.hour()).into()),
-        );
-        fill(
-            &mut context,
-            "day_of_week",
-            Value::String(weekday_name(weekday).into()),
-        );
-        fill(
-            &mut context,
-            "is_weekend",
-            Value::Bool(matches!(weekday, Weekday::Sat | Weekday::Sun)),
-        );
-        map.insert(
-            "context".into(),
-            with_defaults(Some(Value::Object(context)), render::ACTIVITY_CONTEXT),
-        );
-    }
+    // The context's derived fields (time of day, weekday, weekend) and defaults are the
+    // store's, filled from the activity's date as for every other caller.
     checks.numbers(&Value::Object(map.clone()), "");
     checks.finish(deserialize(map))
 }
@@ -596,34 +509,12 @@ pub fn activity_date(text: &str) -> Option<DateTime<Utc>> {
         .map(|date: NaiveDate| date.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
-/// The time of day of a UTC hour (la/s).
-pub fn time_of_day(hour: u32) -> &'static str {
-    match hour {
-        4..=6 => "early-morning",
-        7..=11 => "morning",
-        12..=16 => "afternoon",
-        17..=20 => "evening",
-        _ => "night",
-    }
-}
-
-fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "monday",
-        Weekday::Tue => "tuesday",
-        Weekday::Wed => "wednesday",
-        Weekday::Thu => "thursday",
-        Weekday::Fri => "friday",
-        Weekday::Sat => "saturday",
-        Weekday::Sun => "sunday",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use goalstore::Timestamp;
+    use goalstore::{GoalPattern, Timestamp};
+    use serde_json::json;
 
     fn map(value: Value) -> Map<String, Value> {
         match value {
@@ -686,24 +577,18 @@ mod tests {
     }
 
     #[test]
-    fn create_bodies_become_new_goals_with_the_create_defaults() {
-        let new = new_goal(map(goal_body())).expect("a valid body");
+    fn create_bodies_become_new_goals_and_leave_the_defaults_to_the_store() {
+        let mut body = goal_body();
+        body["rewards"] = json!({"pointsPerActivity": 500});
+        body["metadata"] = json!({"client_key": 1});
+        let new = new_goal(map(body)).expect("a valid body");
         assert_eq!(new.goal_id, None, "clients do not choose ids");
         assert_eq!(new.title, "Read");
         assert_eq!(new.goal_pattern, GoalPattern::Milestone);
         assert_eq!(new.target.value, Some(12.0));
         assert!(!new.is_journal_linked, "isJournalLinked is dropped");
-        let rewards = serde_json::to_value(&new.rewards).expect("serializes");
-        assert_eq!(
-            rewards["points_per_activity"], 10,
-            "request rewards ignored"
-        );
-        let metadata = serde_json::to_value(&new.metadata).expect("serializes");
-        assert_eq!(metadata, json!({}));
-        let schedule = serde_json::to_value(&new.schedule).expect("serializes");
-        assert_eq!(schedule["check_in_frequency"], "weekly");
-        let context = serde_json::to_value(&new.context).expect("serializes");
-        assert_eq!(context["importance_level"], 3);
+        assert_eq!(new.rewards, None, "request rewards are ignored");
+        assert_eq!(new.metadata, None, "request metadata is ignored");
     }
 
     #[test]
@@ -792,10 +677,10 @@ mod tests {
             Some("2025-01-04T00:00:00Z")
         );
         let context = serde_json::to_value(&new.context).expect("serializes");
-        assert_eq!(context["time_of_day"], "morning", "a given value is kept");
-        assert_eq!(context["day_of_week"], "saturday");
-        assert_eq!(context["is_weekend"], true);
-        assert_eq!(context["mood"], "good");
+        assert_eq!(
+            context["mood"], "good",
+            "the context goes to the store as given"
+        );
 
         let new = new_activity(map(json!({"value": 1, "activityDate": "soon"})), None, now)
             .expect("valid");
@@ -804,10 +689,6 @@ mod tests {
             new.activity_date.as_ref().and_then(Timestamp::instant),
             Some(now)
         );
-        let context = serde_json::to_value(&new.context).expect("serializes");
-        assert_eq!(context["time_of_day"], "evening");
-        assert_eq!(context["day_of_week"], "wednesday");
-        assert_eq!(context["is_weekend"], false);
 
         let found = errors(new_activity(
             map(json!({"unit": "km", "activityType": "run"})),
@@ -863,22 +744,5 @@ mod tests {
             now,
         ));
         assert_eq!(found[0].0, "location.coordinates.0");
-    }
-
-    #[test]
-    fn times_of_day_follow_the_utc_hour() {
-        let names: Vec<&str> = [3, 4, 7, 12, 17, 21].into_iter().map(time_of_day).collect();
-        assert_eq!(
-            names,
-            [
-                "night",
-                "early-morning",
-                "morning",
-                "afternoon",
-                "evening",
-                "night"
-            ]
-        );
-        assert!(activity_date("2025-13-01").is_none());
     }
 }

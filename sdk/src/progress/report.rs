@@ -334,19 +334,7 @@ fn best_day_of_week(read: &[Read]) -> Option<String> {
             best = Some((day, mean));
         }
     }
-    best.map(|(day, _)| weekday_name(day).to_owned())
-}
-
-fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "monday",
-        Weekday::Tue => "tuesday",
-        Weekday::Wed => "wednesday",
-        Weekday::Thu => "thursday",
-        Weekday::Fri => "friday",
-        Weekday::Sat => "saturday",
-        Weekday::Sun => "sunday",
-    }
+    best.map(|(day, _)| crate::model::weekday_name(day).to_owned())
 }
 
 fn recommendations(

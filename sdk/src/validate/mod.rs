@@ -417,15 +417,7 @@ pub fn complete_activity(activity: &mut Activity, date: DateTime<Utc>) {
             _ => "night",
         };
         let weekday = date.weekday();
-        let day = match weekday {
-            Weekday::Mon => "monday",
-            Weekday::Tue => "tuesday",
-            Weekday::Wed => "wednesday",
-            Weekday::Thu => "thursday",
-            Weekday::Fri => "friday",
-            Weekday::Sat => "saturday",
-            Weekday::Sun => "sunday",
-        };
+        let day = crate::model::weekday_name(weekday);
         let weekend = matches!(weekday, Weekday::Sat | Weekday::Sun);
         let fill = |map: &mut serde_json::Map<String, Value>, key: &str, value: Value| {
             if map.get(key).is_none_or(Value::is_null) {
