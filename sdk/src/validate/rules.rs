@@ -194,3 +194,98 @@ pub fn activity(goal: &Goal, new: &NewActivity, unit: &str, date: DateTime<Utc>)
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Period, Timestamp};
+
+    fn goal(title: &str, status: GoalStatus) -> Goal {
+        let item = serde_json::json!({
+            "goal_id": title, "user_id": "u", "title": title, "goal_pattern": "recurring",
+            "status": status.as_str(), "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": "2025-01-01T00:00:00Z",
+        });
+        serde_json::from_value(item).expect("a goal")
+    }
+
+    fn weekly() -> Target {
+        Target {
+            metric: "count".into(),
+            value: Some(3.0),
+            period: Some(Period::Week),
+            ..Target::default()
+        }
+    }
+
+    fn code(result: Result<()>) -> (RuleCode, serde_json::Value) {
+        match result {
+            Err(Error::Rule(rule)) => (rule.code, rule.details),
+            other => panic!("not a rule: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_quota_counts_only_active_goals_and_comes_first() {
+        let now = Utc::now();
+        let mut goals: Vec<Goal> = (0..49)
+            .map(|i| goal(&format!("g{i}"), GoalStatus::Active))
+            .collect();
+        goals.push(goal("paused", GoalStatus::Paused));
+        goals.push(goal("draft", GoalStatus::Draft));
+        assert!(new_goal(GoalPattern::Recurring, "new", &weekly(), &goals, now).is_ok());
+        goals.push(goal("g49", GoalStatus::Active));
+        // Even a goal that breaks other rules is refused for the quota alone.
+        let (refused, details) = code(new_goal(
+            GoalPattern::Recurring,
+            "g0",
+            &weekly(),
+            &goals,
+            now,
+        ));
+        assert_eq!(refused, RuleCode::GoalQuotaExceeded);
+        assert_eq!(
+            details,
+            serde_json::json!({"current_count": 50, "max_allowed": 50})
+        );
+    }
+
+    #[test]
+    fn duplicate_titles_past_dates_and_long_streaks_are_listed_together() {
+        let now = Utc::now();
+        let active = [
+            goal("Run", GoalStatus::Active),
+            goal("Swim", GoalStatus::Paused),
+        ];
+        let streak = Target {
+            value: Some(400.0),
+            target_date: Timestamp::parse("2020-01-01T00:00:00Z"),
+            ..weekly()
+        };
+        let (refused, details) = code(new_goal(GoalPattern::Streak, "RUN", &streak, &active, now));
+        assert_eq!(refused, RuleCode::GoalValidationError);
+        assert_eq!(
+            details["validation_errors"].as_array().map(Vec::len),
+            Some(3),
+            "{details}"
+        );
+        // A paused goal's title is free to take.
+        assert!(new_goal(GoalPattern::Recurring, "swim", &weekly(), &active, now).is_ok());
+    }
+
+    #[test]
+    fn updates_keep_completed_goals_and_set_only_active_or_paused() {
+        let now = Utc::now();
+        let done = goal("done", GoalStatus::Completed);
+        assert_eq!(
+            code(update(&done, None, None, now)).0,
+            RuleCode::GoalAlreadyCompleted
+        );
+        let live = goal("live", GoalStatus::Active);
+        assert!(update(&live, Some(GoalStatus::Paused), None, now).is_ok());
+        assert_eq!(
+            code(update(&live, Some(GoalStatus::Draft), None, now)).0,
+            RuleCode::GoalValidationError
+        );
+    }
+}

@@ -936,3 +936,114 @@ async fn no_input_makes_a_route_answer_500() -> anyhow::Result<()> {
     seed.assert_origin_readable().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn business_rules_answer_422_with_their_codes_and_details() -> anyhow::Result<()> {
+    let (seed, lambda) = seeded().await?;
+    let store = &lambda.store;
+    let user = "rules-user";
+    let created = call(Route::Create)
+        .by(user)
+        .json(new_goal_body("Twelve books"))
+        .send(store, "rules-1")
+        .await?;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // The same title again, in another case: their duplicate rule.
+    let duplicate = call(Route::Create)
+        .by(user)
+        .json(new_goal_body("TWELVE BOOKS"))
+        .send(store, "rules-2")
+        .await?;
+    assert_eq!(duplicate.status, 422, "{}", duplicate.body);
+    assert_eq!(duplicate.body["error"], "GOAL_VALIDATION_ERROR");
+    assert_eq!(duplicate.body["message"], "Goal validation failed");
+    let reasons = duplicate.body["details"]["validation_errors"].clone();
+    assert!(
+        reasons.as_array().is_some_and(|r| r.len() == 1),
+        "{reasons}"
+    );
+
+    // A target date in the past, and a recurring goal with one: every failing rule is listed.
+    let mut past = new_goal_body("Past");
+    past["goalPattern"] = json!("recurring");
+    past["target"]["period"] = json!("week");
+    past["target"]["targetDate"] = json!("2020-01-01T00:00:00Z");
+    let refused = call(Route::Create)
+        .by(user)
+        .json(past)
+        .send(store, "rules-3")
+        .await?;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(
+        refused.body["details"]["validation_errors"],
+        json!(["Recurring goals should not have a target date"]),
+        "the pattern's configuration is checked first, alone, as theirs"
+    );
+
+    // A streak takes only progress activities: 400 INVALID_GOAL_PATTERN_OPERATION.
+    let mut streak = new_goal_body("Stretch daily");
+    streak["goalPattern"] = json!("streak");
+    streak["target"] =
+        json!({"metric": "count", "value": 30, "unit": "days", "direction": "increase"});
+    let streak = call(Route::Create)
+        .by(user)
+        .json(streak)
+        .send(store, "rules-4")
+        .await?;
+    assert_eq!(streak.status, 201, "{}", streak.body);
+    let goal_id = streak.body["goalId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let skipped = call(Route::Log)
+        .by(user)
+        .goal(&goal_id)
+        .json(json!({"value": 1, "unit": "days", "activityType": "skipped"}))
+        .send(store, "rules-5")
+        .await?;
+    assert_eq!(skipped.status, 400, "{}", skipped.body);
+    assert_eq!(skipped.body["error"], "INVALID_GOAL_PATTERN_OPERATION");
+    assert_eq!(
+        skipped.body["details"],
+        json!({"pattern": "streak", "operation": "skipped"})
+    );
+    // Paused goals accept activities; a unit other than the target's does not.
+    let paused = call(Route::Update)
+        .by(user)
+        .goal(&goal_id)
+        .json(json!({"status": "paused"}))
+        .send(store, "rules-6")
+        .await?;
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    let logged = call(Route::Log)
+        .by(user)
+        .goal(&goal_id)
+        .json(json!({"value": 1, "unit": "days"}))
+        .send(store, "rules-7")
+        .await?;
+    assert_eq!(
+        logged.status, 201,
+        "a paused goal accepts activities: {}",
+        logged.body
+    );
+    let wrong_unit = call(Route::Log)
+        .by(user)
+        .goal(&goal_id)
+        .json(json!({"value": 1, "unit": "Days"}))
+        .send(store, "rules-8")
+        .await?;
+    assert_eq!(wrong_unit.status, 422, "{}", wrong_unit.body);
+    assert_eq!(wrong_unit.body["error"], "ACTIVITY_VALIDATION_ERROR");
+    // Only active or paused by update.
+    let completed = call(Route::Update)
+        .by(user)
+        .goal(&goal_id)
+        .json(json!({"status": "completed"}))
+        .send(store, "rules-9")
+        .await?;
+    assert_eq!(completed.status, 422, "{}", completed.body);
+    assert_eq!(completed.body["error"], "GOAL_VALIDATION_ERROR");
+    seed.assert_origin_readable().await?;
+    Ok(())
+}
