@@ -38,26 +38,33 @@ impl CircuitBreaker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a call may go ahead now. Past the cooldown, the first caller becomes the probe.
-    pub fn allow(&self) -> bool {
+    /// A permit for a call that may go ahead now, `None` when calls are refused. Past the
+    /// cooldown, the first caller becomes the probe. The caller reports the call's outcome on
+    /// the permit; a permit dropped without one (its call was cancelled at an await: a
+    /// deadline, a hang-up, a failed `try_join!`) tells nothing, and a probe's lets the next
+    /// caller probe at once — so a cancelled probe never leaves the breaker half-open.
+    pub fn allow(&self) -> Option<Permit<'_>> {
         let mut state = self.state();
-        match *state {
-            State::Closed { .. } => true,
+        let probe = match *state {
+            State::Closed { .. } => false,
             State::Open { until } if Instant::now() >= until => {
                 *state = State::HalfOpen;
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
-        }
+            State::Open { .. } | State::HalfOpen => return None,
+        };
+        Some(Permit {
+            breaker: self,
+            probe,
+            reported: false,
+        })
     }
 
-    /// The call succeeded.
-    pub fn success(&self) {
+    fn success(&self) {
         *self.state() = State::Closed { failures: 0 };
     }
 
-    /// The call failed.
-    pub fn failure(&self) {
+    fn failure(&self) {
         let mut state = self.state();
         *state = match *state {
             State::Closed { failures } if failures + 1 < self.failure_threshold => State::Closed {
@@ -75,6 +82,45 @@ impl CircuitBreaker {
     }
 }
 
+/// Leave for one call; report how it went with [`Permit::success`] or [`Permit::failure`].
+#[derive(Debug)]
+#[must_use = "report the call's outcome on the permit"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    /// This call is the probe of a half-open breaker.
+    probe: bool,
+    reported: bool,
+}
+
+impl Permit<'_> {
+    /// The call succeeded: the breaker closes.
+    pub fn success(mut self) {
+        self.reported = true;
+        self.breaker.success();
+    }
+
+    /// The call failed: one more failure, or the probe failed and the breaker opens again.
+    pub fn failure(mut self) {
+        self.reported = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.reported || !self.probe {
+            return;
+        }
+        // A probe cancelled before its answer: nothing was learned, so the next caller probes.
+        let mut state = self.breaker.state();
+        if *state == State::HalfOpen {
+            *state = State::Open {
+                until: Instant::now(),
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,21 +128,55 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_failures_and_probes_after_the_cooldown() {
         let breaker = CircuitBreaker::new(3, Duration::from_secs(1));
-        breaker.failure();
-        breaker.failure();
-        assert!(breaker.allow() && !breaker.is_open());
-        breaker.failure();
-        assert!(breaker.is_open());
-        assert!(!breaker.allow());
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(breaker.allow(), "the probe");
-        assert!(!breaker.allow(), "only one probe at a time");
-        breaker.failure();
-        assert!(!breaker.allow());
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(breaker.allow());
-        breaker.success();
+        let fail = |b: &CircuitBreaker| b.allow().expect("allowed").failure();
+        fail(&breaker);
+        fail(&breaker);
         assert!(!breaker.is_open());
-        assert!(breaker.allow());
+        fail(&breaker);
+        assert!(breaker.is_open());
+        assert!(breaker.allow().is_none());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let probe = breaker.allow().expect("the probe");
+        assert!(breaker.allow().is_none(), "only one probe at a time");
+        probe.failure();
+        assert!(breaker.allow().is_none());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        breaker.allow().expect("the next probe").success();
+        assert!(!breaker.is_open());
+        assert!(breaker.allow().is_some());
+    }
+
+    /// #15 finding 1: a probe whose call is cancelled (its future dropped at an await) used to
+    /// leave the breaker half-open for good, refusing every later call.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_cancelled_before_its_answer_lets_the_next_call_probe() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(1));
+        breaker.allow().expect("allowed").failure();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let cancelled = async {
+            let _permit = breaker.allow().expect("the probe");
+            std::future::pending::<()>().await;
+        };
+        // The probe's call is dropped at its await, as a deadline drops it.
+        let timed_out = tokio::time::timeout(Duration::from_millis(10), cancelled).await;
+        assert!(timed_out.is_err());
+        assert!(breaker.is_open(), "nothing was learned");
+        breaker
+            .allow()
+            .expect("the next caller probes at once, no cooldown lost")
+            .success();
+        assert!(!breaker.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_breakers_dropped_permit_changes_nothing() {
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(1));
+        breaker.allow().expect("allowed").failure();
+        drop(breaker.allow().expect("allowed"));
+        breaker.allow().expect("allowed").failure();
+        assert!(
+            breaker.is_open(),
+            "two failures open it; the dropped call counted for nothing"
+        );
     }
 }

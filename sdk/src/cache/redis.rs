@@ -275,9 +275,9 @@ impl RedisTier {
         F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
-        if !self.breaker.allow() {
+        let Some(permit) = self.breaker.allow() else {
             return Err(RedisFailure::Open);
-        }
+        };
         // Nothing here is evaluated unless a layer records the span.
         let span = tracing::info_span!(
             "redis",
@@ -303,13 +303,14 @@ impl RedisTier {
             span.clone(),
         )
         .await;
+        // Dropped at the await above, the permit reports nothing (see `Permit`).
         match &result {
-            Ok(_) => self.breaker.success(),
+            Ok(_) => permit.success(),
             Err(failure) => {
                 span.record("otel.status_code", "ERROR");
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(crate::metrics::REDIS_ERRORS).increment(1);
-                self.breaker.failure();
+                permit.failure();
                 tracing::debug!(%failure, "redis call failed");
             }
         }
