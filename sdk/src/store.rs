@@ -439,8 +439,9 @@ impl GoalStore {
                     None => break,
                 }
             }
-            cache.invalidate("invalidate_user", &keys).await;
-            Ok(keys.len())
+            let count = keys.len();
+            cache.invalidate_detached("invalidate_user", keys).await;
+            Ok(count)
         })
         .await
     }
@@ -1354,11 +1355,12 @@ impl GoalStore {
         Ok(())
     }
 
-    /// Drops the cache keys `event` makes stale.
+    /// Drops the cache keys `event` makes stale — all of them, even if the caller is dropped
+    /// meanwhile (see `Cache::invalidate_detached`).
     async fn invalidate(&self, user: &UserId, goal: &GoalId, event: &EventKind) {
         if let Some(cache) = &self.inner.cache {
             let keys = crate::events::stale_keys(cache.keys(), user, goal, event);
-            cache.invalidate(event.name(), &keys).await;
+            cache.invalidate_detached(event.name(), keys).await;
         }
     }
 

@@ -551,6 +551,22 @@ impl Cache {
         }
     }
 
+    /// [`Cache::invalidate`] on a task of its own, awaited: the caller still returns after the
+    /// invalidation (read-your-writes), but a caller dropped at this await — a deadline, a
+    /// hang-up, a failed `try_join!` — no longer cuts it short. Once a write has landed, its
+    /// Redis DEL, second local drop and publish happen whether or not anyone still waits.
+    pub async fn invalidate_detached(self: &Arc<Self>, event: &'static str, keys: Vec<CacheKey>) {
+        if keys.is_empty() {
+            return;
+        }
+        let cache = Arc::clone(self);
+        let task = tokio::spawn(async move { cache.invalidate(event, &keys).await });
+        if let Err(error) = task.await {
+            // Only a panic inside `invalidate` gets here; the keys expire by TTL.
+            tracing::error!(%error, "an invalidation task failed");
+        }
+    }
+
     /// Whether the Redis tier is unreachable or replaying lost invalidations.
     pub fn is_degraded(&self) -> bool {
         self.redis.as_ref().is_some_and(|r| r.is_degraded())

@@ -242,3 +242,50 @@ async fn a_slow_redis_costs_a_timeout_never_a_failed_call() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// #15 finding 2: a write whose caller is dropped after its table write landed, while its Redis
+/// DEL is still on the wire, used to skip the second local drop and the publish — so another
+/// tiered instance kept serving the pre-write value from its local tier for the goal's full TTL.
+#[tokio::test]
+async fn a_write_cancelled_after_it_landed_still_invalidates_every_instance() -> anyhow::Result<()>
+{
+    let redis = RedisServer::start().await?;
+    let proxy = TcpFaultProxy::start(&redis.url()).await?;
+    let t = DynamoStore::with_config(tiered(proxy.redis_url(), "cancelled")).await?;
+    let (a, b) = (
+        t.store.clone(),
+        t.another_store(tiered(redis.url(), "cancelled"))?,
+    );
+    a.create_goal(USER, milestone("g1")).await?;
+    wait_subscribed(&redis, "cancelled", 2).await?;
+    // B holds the goal in its local tier.
+    assert_eq!(title(&b, "g1").await?, "v1");
+    assert_eq!(title(&b, "g1").await?, "v1");
+
+    // A's Redis answers slowly (within its timeout): the DEL is on the wire for ~60 ms.
+    proxy.set_mode(TcpMode::Delay(Duration::from_millis(30)));
+    let update = a.update_goal(USER, "g1", retitle("v2"));
+    // The caller goes away as soon as the table holds the write, as a deadline would drop it.
+    let landed = async {
+        loop {
+            let item = t.raw_item(&format!("USER#{USER}"), "GOAL#g1").await?;
+            let stored = item
+                .as_ref()
+                .and_then(|i| i.get("title"))
+                .and_then(|v| v.as_s().ok());
+            if stored.is_some_and(|s| s == "v2") {
+                return anyhow::Ok(());
+            }
+            // The table write gives nothing to await from here.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::select! {
+        done = update => { done?; }
+        seen = landed => { seen?; }
+    }
+    proxy.set_mode(TcpMode::Pass);
+    let took = sees(&b, "g1", "v2", CROSS_INSTANCE).await?;
+    eprintln!("B saw the cancelled write after {took:?}");
+    Ok(())
+}
