@@ -743,6 +743,9 @@ impl GoalStore {
                     {
                         Some(idempotency::Repeat::Same(first)) => {
                             if let Some(goal) = idempotency::field(&first, "goal")? {
+                                // The first attempt may have been cancelled before it invalidated.
+                                self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
+                                    .await;
                                 return Ok(goal);
                             }
                         }
@@ -795,6 +798,10 @@ impl GoalStore {
                         .await?;
                     if let Some(idempotency::Repeat::Same(first)) = repeat {
                         if let Some(goal) = idempotency::field(&first, "goal")? {
+                            // The first attempt may have been cancelled before it invalidated:
+                            // a repeat invalidates again (idempotent, and cheap next to a retry).
+                            self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
+                                .await;
                             return Ok(goal);
                         }
                     }
@@ -1151,6 +1158,10 @@ impl GoalStore {
                 reason: "the marker holds no activity".into(),
             })?;
         if let Some(progress) = idempotency::field(&first, "progress")? {
+            // The first attempt may have been cancelled before it invalidated: a repeat
+            // invalidates again (idempotent, and cheap next to a retry).
+            self.invalidate(user, goal_id, &EventKind::ActivityLogged)
+                .await;
             return Ok(LoggedActivity { activity, progress });
         }
         let goal = self.update_progress(user, goal_id, None).await?;

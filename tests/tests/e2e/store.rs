@@ -694,3 +694,37 @@ async fn repeated_activities_with_an_id_write_once() -> anyhow::Result<()> {
     t.assert_origin_readable().await?;
     Ok(())
 }
+
+/// #15 finding 6: a keyed create whose first attempt landed but was cancelled before it
+/// invalidated (here: made by an instance without a cache, which invalidates nothing) used to
+/// return the first result on retry and leave the cached "missing" marker in place.
+#[tokio::test]
+async fn a_repeated_create_invalidates_what_its_first_attempt_may_not_have() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    assert!(matches!(
+        t.store.get_goal("u1", "g1").await,
+        Err(Error::NotFound { .. })
+    ));
+    let uncached = t.another_store(goalstore::StoreConfig {
+        cache: goalstore::CacheConfig {
+            strategy: goalstore::Strategy::None,
+            ..goalstore::CacheConfig::default()
+        },
+        ..goalstore::StoreConfig::default()
+    })?;
+    let first = uncached
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    let again = t
+        .store
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    assert_eq!(again, first, "the first result");
+    assert_eq!(
+        t.store.get_goal("u1", "g1").await?,
+        first,
+        "the cached missing marker is gone"
+    );
+    t.assert_origin_readable().await?;
+    Ok(())
+}
