@@ -118,6 +118,14 @@ impl LocalTier {
         Some(entry.bytes)
     }
 
+    /// Leases taken and not yet used or given back.
+    pub fn leases_held(&self) -> usize {
+        self.leases
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
     /// Takes a lease on `key` before the source is read. A later lease on the same key replaces it.
     pub fn begin_fill(&self, key: &CacheKey) -> LocalLease {
         let token = self.next_lease.fetch_add(1, Ordering::Relaxed);

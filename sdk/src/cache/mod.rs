@@ -189,6 +189,10 @@ pub struct CacheStats {
     /// Invalidation messages sent to and received from other instances.
     pub messages_published: u64,
     pub messages_received: u64,
+    /// Fills in progress (single flights), and leases the local tier holds for them: both
+    /// return to 0 once the fills in progress end, whether or not their callers still wait.
+    pub flights_in_progress: u64,
+    pub local_leases_held: u64,
 }
 
 impl CacheStats {
@@ -365,7 +369,11 @@ impl Cache {
             local,
             redis,
             publisher,
-            flights: Flights::default(),
+            flights: Flights::new(|| {
+                Err(Error::Unavailable(
+                    "a cache fill ended without an answer".into(),
+                ))
+            }),
             counters: Counters::default(),
             metrics: Metrics::new(),
             instance,
@@ -604,7 +612,9 @@ impl Cache {
         stats.degraded = self.is_degraded();
         if let Some(local) = &self.local {
             (stats.local_entries, stats.local_weight_bytes) = local.size();
+            stats.local_leases_held = local.leases_held() as u64;
         }
+        stats.flights_in_progress = self.flights.len() as u64;
         stats.local_purges = self.counters.local_purges.load(Ordering::Relaxed);
         stats.messages_published = self.publisher.as_ref().map_or(0, Publisher::messages);
         stats.messages_received = self.counters.messages_received.load(Ordering::Relaxed);

@@ -287,5 +287,31 @@ async fn a_write_cancelled_after_it_landed_still_invalidates_every_instance() ->
     proxy.set_mode(TcpMode::Pass);
     let took = sees(&b, "g1", "v2", CROSS_INSTANCE).await?;
     eprintln!("B saw the cancelled write after {took:?}");
+
+    // Reads cancelled mid-fill leave no flight or lease behind (#15 finding 4).
+    proxy.set_mode(TcpMode::Delay(Duration::from_millis(30)));
+    let mut cancelled = 0;
+    for _ in 0..5 {
+        a.invalidate_user(USER).await?;
+        let read = tokio::time::timeout(Duration::from_millis(20), a.get_goal(USER, "g1")).await;
+        cancelled += usize::from(read.is_err());
+    }
+    ensure!(cancelled > 0, "no read was cancelled mid-fill");
+    proxy.set_mode(TcpMode::Pass);
+    let deadline = Instant::now() + CROSS_INSTANCE;
+    loop {
+        let stats = a.stats().cache.context("a cache")?;
+        if stats.flights_in_progress == 0 && stats.local_leases_held == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "left behind: {} flights, {} leases",
+            stats.flights_in_progress,
+            stats.local_leases_held
+        );
+        // The fills finish on their own tasks: nothing to await from here.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     Ok(())
 }
