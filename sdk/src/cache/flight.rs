@@ -1,27 +1,27 @@
 //! Single flight: concurrent misses of one key in one process share one fill.
 //!
 //! The first caller starts the fill; later callers await the same future (`Shared`), so a burst of
-//! reads of a cold key makes one table read. The fill runs on a task of its own: it finishes —
-//! landing its value, or giving its leases back — even when every caller is dropped (a deadline,
-//! a hang-up), and takes itself out of the map when it does, so no abandoned flight lingers for a
-//! later reader to join, and no lease is left held. An invalidation forgets the key's flight:
-//! readers after a write start a fresh fill instead of joining one that read before the write.
+//! reads of a cold key makes one table read. The waiters drive the fill, in their own task (so
+//! what their task carries — a span, a task-local — covers its reads); when the last waiter is
+//! dropped before the answer (a deadline, a hang-up), the fill is handed to a task of its own. So
+//! a fill always finishes — landing its value, or giving its leases back — and leaves the map when
+//! it does: no abandoned flight lingers for a later reader to join, no lease stays held. An
+//! invalidation forgets the key's flight: readers after a write start a fresh fill instead of
+//! joining one that read before the write.
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Flight<T> = Shared<BoxFuture<'static, T>>;
-/// Fills in progress: the key, the fill's id (to remove only one's own), the fill.
-type Running<T> = HashMap<Arc<str>, (u64, Flight<T>)>;
+/// Fills in progress: the key, the fill's id (to remove only one's own), the fill, its waiters.
+type Running<T> = HashMap<Arc<str>, (u64, Flight<T>, Arc<AtomicUsize>)>;
 
 /// Fills in progress, by key.
 pub struct Flights<T: Clone> {
     running: Arc<Mutex<Running<T>>>,
     next_id: AtomicU64,
-    /// The answer of a fill whose task ended without one (it panicked).
-    lost: fn() -> T,
 }
 
 impl<T: Clone> std::fmt::Debug for Flights<T> {
@@ -30,20 +30,20 @@ impl<T: Clone> std::fmt::Debug for Flights<T> {
     }
 }
 
+impl<T: Clone> Default for Flights<T> {
+    fn default() -> Self {
+        Self {
+            running: Arc::default(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
 fn lock<T>(running: &Mutex<Running<T>>) -> std::sync::MutexGuard<'_, Running<T>> {
     running.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T: Clone + Send + Sync + 'static> Flights<T> {
-    /// No fills yet; `lost` answers the waiters of a fill whose task panicked.
-    pub fn new(lost: fn() -> T) -> Self {
-        Self {
-            running: Arc::default(),
-            next_id: AtomicU64::new(1),
-            lost,
-        }
-    }
-
     fn running(&self) -> std::sync::MutexGuard<'_, Running<T>> {
         lock(&self.running)
     }
@@ -58,38 +58,31 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
         self.len() == 0
     }
 
-    /// Joins the fill of `key` in progress, or starts one with `start` on a task of its own.
+    /// Joins the fill of `key` in progress, or starts one with `start`.
     pub async fn run(&self, key: &Arc<str>, start: impl FnOnce() -> BoxFuture<'static, T>) -> T {
-        let flight = {
+        let waiter = {
             let mut running = self.running();
-            match running.get(key) {
-                Some((_, flight)) => flight.clone(),
+            let (id, flight, waiters) = match running.get(key) {
+                Some((id, flight, waiters)) => (*id, flight.clone(), waiters.clone()),
                 None => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let fill = start();
-                    let (map, own_key) = (Arc::clone(&self.running), key.clone());
-                    let task = tokio::spawn(async move {
-                        let result = fill.await;
-                        let mut running = lock(&map);
-                        // Only its own entry: a forget may have made room for a newer fill.
-                        if running
-                            .get(&own_key)
-                            .is_some_and(|(current, _)| *current == id)
-                        {
-                            running.remove(&own_key);
-                        }
-                        result
-                    });
-                    let lost = self.lost;
-                    let flight = async move { task.await.unwrap_or_else(|_| lost()) }
-                        .boxed()
-                        .shared();
-                    running.insert(key.clone(), (id, flight.clone()));
-                    flight
+                    let flight = start().shared();
+                    let waiters = Arc::new(AtomicUsize::new(0));
+                    running.insert(key.clone(), (id, flight.clone(), waiters.clone()));
+                    (id, flight, waiters)
                 }
+            };
+            waiters.fetch_add(1, Ordering::SeqCst);
+            Waiter {
+                running: Arc::clone(&self.running),
+                key: key.clone(),
+                id,
+                flight,
+                waiters,
+                answered: false,
             }
         };
-        flight.await
+        waiter.wait().await
     }
 
     /// Forgets the fill of `key`: later callers start a new one.
@@ -103,6 +96,61 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     }
 }
 
+/// One caller's wait for a flight; the last one dropped before the answer hands the fill to a
+/// task of its own.
+struct Waiter<T: Clone + Send + Sync + 'static> {
+    running: Arc<Mutex<Running<T>>>,
+    key: Arc<str>,
+    id: u64,
+    flight: Flight<T>,
+    waiters: Arc<AtomicUsize>,
+    answered: bool,
+}
+
+impl<T: Clone + Send + Sync + 'static> Waiter<T> {
+    async fn wait(mut self) -> T {
+        let result = self.flight.clone().await;
+        self.answered = true;
+        remove(&self.running, &self.key, self.id);
+        result
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        let last = self.waiters.fetch_sub(1, Ordering::SeqCst) == 1;
+        if self.answered || !last {
+            return;
+        }
+        // Nobody waits any more, the fill has not answered: finish it on a task of its own.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (flight, running, key, id) = (
+            self.flight.clone(),
+            Arc::clone(&self.running),
+            self.key.clone(),
+            self.id,
+        );
+        runtime.spawn(async move {
+            let _ = flight.await;
+            remove(&running, &key, id);
+        });
+    }
+}
+
+/// Takes flight `id` of `key` out of the map, if it is still there (a forget may have made room
+/// for a newer fill).
+fn remove<T>(running: &Mutex<Running<T>>, key: &str, id: u64) {
+    let mut running = lock(running);
+    if running
+        .get(key)
+        .is_some_and(|(current, _, _)| *current == id)
+    {
+        running.remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_callers_share_one_fill_and_forget_starts_anew() {
-        let flights: Arc<Flights<usize>> = Arc::new(Flights::new(|| 0));
+        let flights: Arc<Flights<usize>> = Arc::default();
         let started = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
         let key: Arc<str> = "k".into();
@@ -153,7 +201,7 @@ mod tests {
     /// map (for a later reader to join, minutes on) and never finished (its leases held).
     #[tokio::test]
     async fn a_flight_every_waiter_dropped_still_finishes_and_leaves() {
-        let flights: Arc<Flights<usize>> = Arc::new(Flights::new(|| 0));
+        let flights: Arc<Flights<usize>> = Arc::default();
         let finished = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
         let key: Arc<str> = "k".into();

@@ -369,11 +369,7 @@ impl Cache {
             local,
             redis,
             publisher,
-            flights: Flights::new(|| {
-                Err(Error::Unavailable(
-                    "a cache fill ended without an answer".into(),
-                ))
-            }),
+            flights: Flights::default(),
             counters: Counters::default(),
             metrics: Metrics::new(),
             instance,
