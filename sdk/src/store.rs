@@ -41,10 +41,6 @@ use std::sync::Arc;
 
 /// How many times a write is retried when another writer changed the item first.
 const WRITE_CONFLICT_RETRIES: u32 = 5;
-/// The longest goal title accepted.
-pub const MAX_TITLE_LEN: usize = 200;
-/// The longest free text accepted (a goal's description, an activity's note).
-pub const MAX_TEXT_LEN: usize = 10_000;
 /// How far in the future an activity date may be (clock skew between devices).
 const MAX_ACTIVITY_CLOCK_SKEW: Duration = Duration::minutes(5);
 

@@ -47,7 +47,7 @@ pub const MAX_NOTE_LEN: usize = 500;
 /// The category written for a goal an older goalstore stored without one.
 pub const DEFAULT_CATEGORY: &str = "general";
 
-fn text(field: &'static str, value: Option<&String>, min: usize, max: usize) -> Result<()> {
+fn text(field: &'static str, value: Option<&str>, min: usize, max: usize) -> Result<()> {
     let length = value.map_or(0, |t| t.chars().count());
     if value.is_some() && (length < min || length > max) {
         return Err(Error::invalid(field, length_rule(length, min, max)));
@@ -55,7 +55,7 @@ fn text(field: &'static str, value: Option<&String>, min: usize, max: usize) -> 
     Ok(())
 }
 
-fn required_text(field: &'static str, value: Option<&String>, max: usize) -> Result<()> {
+fn required_text(field: &'static str, value: Option<&str>, max: usize) -> Result<()> {
     match value {
         None => Err(Error::invalid(field, "is required")),
         Some(v) if v.trim().is_empty() => Err(Error::invalid(field, "must not be empty")),
@@ -65,7 +65,7 @@ fn required_text(field: &'static str, value: Option<&String>, max: usize) -> Res
 
 /// A title: 1–200 characters, not blank.
 pub fn title(title: &str) -> Result<()> {
-    required_text("title", Some(&title.to_owned()), MAX_TITLE_LEN)
+    required_text("title", Some(title), MAX_TITLE_LEN)
 }
 
 fn color(color: Option<&String>) -> Result<()> {
@@ -86,12 +86,12 @@ fn goal_fields(goal: &Goal) -> Result<()> {
     title(&goal.title)?;
     text(
         "description",
-        goal.description.as_ref(),
+        goal.description.as_deref(),
         0,
         MAX_DESCRIPTION_LEN,
     )?;
-    required_text("category", goal.category.as_ref(), MAX_NAME_LEN)?;
-    text("icon", goal.icon.as_ref(), 0, MAX_NAME_LEN)?;
+    required_text("category", goal.category.as_deref(), MAX_NAME_LEN)?;
+    text("icon", goal.icon.as_deref(), 0, MAX_NAME_LEN)?;
     color(goal.color.as_ref())?;
     Ok(())
 }
@@ -119,7 +119,7 @@ pub fn target(pattern: GoalPattern, target: &mut Target) -> Result<()> {
     if target.unit.is_none() {
         target.unit = Some(target.metric.clone());
     }
-    required_text("target.unit", target.unit.as_ref(), MAX_NAME_LEN)?;
+    required_text("target.unit", target.unit.as_deref(), MAX_NAME_LEN)?;
     let numbers = [
         ("target.start_value", target.start_value),
         ("target.current_value", target.current_value),
@@ -359,7 +359,7 @@ pub fn new_activity(new: &mut NewActivity) -> Result<()> {
     if !new.value.is_finite() {
         return Err(Error::invalid("value", "must be a finite number"));
     }
-    text("note", new.note.as_ref(), 0, MAX_NOTE_LEN)?;
+    text("note", new.note.as_deref(), 0, MAX_NOTE_LEN)?;
     if let Some(date) = &new.activity_date {
         if date.instant().is_none() {
             return Err(Error::invalid("activity_date", "is not an ISO-8601 time"));
