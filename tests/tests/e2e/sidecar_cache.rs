@@ -264,26 +264,23 @@ async fn assert_warm(
     Ok(())
 }
 
-/// Polls `seen` every few milliseconds until it holds; fails unless it held (the read that saw
-/// it included) within [`SHARED_WITHIN`] of `written`.
+/// Polls `seen` every few milliseconds until it holds; fails if a read that *began*
+/// [`SHARED_WITHIN`] or more after `written` still did not see it — the guarantee itself: a read
+/// that starts after the window sees the write. (Timing the end of the read that saw it instead
+/// would charge the window with that read's own RPC, tens of ms on a busy 2-core machine.)
 async fn seen_within<F, Fut>(written: Instant, what: &str, mut seen: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,
 {
     loop {
+        let began = written.elapsed();
         if seen().await? {
-            let latency = written.elapsed();
-            ensure!(
-                latency <= SHARED_WITHIN,
-                "{what}: seen {latency:?} after the write, not within {SHARED_WITHIN:?}"
-            );
             return Ok(());
         }
         ensure!(
-            written.elapsed() < SHARED_WITHIN,
-            "{what}: still not seen {:?} after the write (deadline {SHARED_WITHIN:?})",
-            written.elapsed()
+            began < SHARED_WITHIN,
+            "{what}: a read that began {began:?} after the write still did not see it (window {SHARED_WITHIN:?})"
         );
         // The invalidation travels over Redis pub/sub: no event of it reaches this process.
         tokio::time::sleep(POLL).await;
