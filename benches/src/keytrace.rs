@@ -2,10 +2,8 @@
 //!
 //! Each operation knows which cache keys it looks up (`cache/keys.rs`) and which its writes make
 //! stale (`events::stale_keys`); it also knows the value it got back, hence the entry's weight
-//! as the local tier counts it (key + encoded value + a fixed overhead). The one lookup the
-//! replayer cannot see in advance is the goal read that a `get_progress` miss makes while
-//! computing the progress: it is recorded when the operation made a Query (the sign of that
-//! miss), with the goal entry's last known weight.
+//! as the local tier counts it (key + encoded value + a fixed overhead). A `get_progress` miss
+//! reads the goal at the source, not through the goal cache, so it adds no lookup.
 //!
 //! Events are appended when an operation completes, all of an operation's events together, at the
 //! operation's start time. Operations of one user never overlap, so every key's events are in
@@ -22,16 +20,12 @@ use crate::belady::Event;
 
 /// Fixed weight of a local entry beside its key and value.
 pub use goalstore::cache::local::ENTRY_OVERHEAD;
-/// Weight assumed for a goal entry never seen before (only for the nested read of a progress miss).
-const UNKNOWN_GOAL_BYTES: u32 = 700;
 
 /// One thing an operation did to the cache, before it is placed in the trace.
 #[derive(Debug, Clone)]
 pub enum Touch {
     /// Looked `key` up; the value weighs `value_bytes` encoded.
     Access { key: CacheKey, value_bytes: usize },
-    /// The goal lookup made while computing a missed progress (weight: last known).
-    NestedGoalAccess { key: CacheKey },
     /// Wrote the value through (no lookup).
     Put { key: CacheKey, value_bytes: usize },
     /// Made `key` stale.
@@ -109,21 +103,6 @@ impl KeyTrace {
                         ttl: self.ttl(key.kind),
                     });
                 }
-                Touch::NestedGoalAccess { key } => {
-                    let id = self.intern(&key);
-                    let known = self.sizes[id as usize];
-                    let size = if known == 0 {
-                        Self::weight(&key, UNKNOWN_GOAL_BYTES as usize)
-                    } else {
-                        known
-                    };
-                    self.events.push(Event::Access {
-                        key: id,
-                        size,
-                        at,
-                        ttl: self.ttl(key.kind),
-                    });
-                }
                 Touch::Put { key, value_bytes } => {
                     let id = self.intern(&key);
                     let size = Self::weight(&key, value_bytes);
@@ -171,7 +150,7 @@ mod tests {
     use goalstore::keys::{GoalId, UserId};
 
     #[test]
-    fn records_weights_ttls_and_nested_reads() {
+    fn records_weights_and_ttls() {
         let config = CacheConfig::default();
         let keys = KeySpace::new("t").expect("valid namespace");
         let user = UserId::parse("u1").expect("valid");
@@ -181,15 +160,13 @@ mod tests {
         trace.record(
             Duration::from_secs(1),
             vec![
-                Touch::NestedGoalAccess {
-                    key: goal_key.clone(),
-                },
                 Touch::Access {
                     key: goal_key.clone(),
                     value_bytes: 100,
                 },
-                Touch::NestedGoalAccess {
+                Touch::Access {
                     key: goal_key.clone(),
+                    value_bytes: 80,
                 },
                 Touch::Invalidate {
                     key: keys.active_goals(&user),
@@ -199,17 +176,14 @@ mod tests {
         let weight = goal_key.text.len() as u32 + 100 + ENTRY_OVERHEAD;
         let events = trace.events();
         assert!(
-            matches!(events[0], Event::Access { size, .. } if size == goal_key.text.len() as u32 + UNKNOWN_GOAL_BYTES + ENTRY_OVERHEAD)
+            matches!(events[0], Event::Access { key: 0, size, ttl, .. } if size == weight && ttl == config.ttl_goal)
         );
-        assert!(
-            matches!(events[2], Event::Access { key: 0, size, ttl, .. } if size == weight && ttl == config.ttl_goal)
-        );
-        assert!(matches!(events[3], Event::Invalidate { key: 1 }));
+        assert!(matches!(events[2], Event::Invalidate { key: 1 }));
         let summary = trace.summary(0);
         assert_eq!(
             (summary.events, summary.accesses, summary.distinct_keys),
-            (4, 3, 2)
+            (3, 2, 2)
         );
-        assert!(summary.working_set_bytes >= u64::from(weight));
+        assert_eq!(summary.working_set_bytes, u64::from(weight));
     }
 }

@@ -369,13 +369,6 @@ impl Shared {
                     key: self.progress_key(*goal),
                     value_bytes: codec::encode_progress(&owned).len(),
                 });
-                // A miss computes the progress: it queries the activities and reads the goal
-                // through the cache.
-                if OP_CONTEXT.try_with(|c| c.queries.get()).unwrap_or(0) > 0 {
-                    touches.push(Touch::NestedGoalAccess {
-                        key: self.keys.goal(&self.user(*user), &self.goal(*goal)),
-                    });
-                }
                 self.truth.check_progress(*goal, &owned.progress)
             }
             Op::LogActivity { user, goal, value } => {

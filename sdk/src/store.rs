@@ -442,6 +442,12 @@ impl GoalStore {
         .await
     }
 
+    /// The cache, if the strategy has one (for diagnostics and tests; reads and writes go
+    /// through the store).
+    pub fn cache(&self) -> Option<&Arc<crate::cache::Cache>> {
+        self.inner.cache.as_ref()
+    }
+
     /// Whether the shared cache tier is unreachable; reads and writes still work from the table.
     pub fn is_degraded(&self) -> bool {
         self.inner.cache.as_ref().is_some_and(|c| c.is_degraded())
@@ -1294,11 +1300,16 @@ impl GoalStore {
         .await
     }
 
+    /// Progress from the table: the goal and its activities read at the source, never through
+    /// the goal cache. This fills the progress cache for an hour; a goal read from a local tier
+    /// that has not yet heard of another instance's update would store a progress computed from
+    /// the old target there (#15 finding 5).
     async fn compute_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Progress> {
         let (goal, activities) = futures::try_join!(
-            self.fetch_goal(user.as_str(), goal_id.as_str()),
+            self.load_goal(user, goal_id),
             self.all_activities(user, goal_id)
         )?;
+        let goal = goal.ok_or_else(|| not_found_goal(goal_id))?;
         Ok(crate::progress::compute(&goal, &activities, self.now()))
     }
 

@@ -118,6 +118,13 @@ impl LocalTier {
         Some(entry.bytes)
     }
 
+    /// The value under `key` and how long it has left (for the consistency auditor and tests).
+    pub fn peek(&self, key: &CacheKey) -> Option<(Bytes, Duration)> {
+        let entry = self.entries.get(&key.text)?;
+        let left = entry.expires_at.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some((entry.bytes, left))
+    }
+
     /// Leases taken and not yet used or given back.
     pub fn leases_held(&self) -> usize {
         self.leases

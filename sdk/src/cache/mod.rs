@@ -19,9 +19,10 @@ pub mod codec;
 pub mod flight;
 pub mod keys;
 pub mod local;
+pub mod pending;
 pub mod redis;
 
-use self::bus::Publisher;
+use self::bus::{Message, Publisher};
 use self::codec::{Codec, DecodeError};
 use self::flight::Flights;
 use self::keys::{CacheKey, CacheKind, KeySpace};
@@ -340,6 +341,7 @@ impl Cache {
                 return Err(Error::invalid(name, "must be longer than zero"));
             }
         }
+        check(&config)?;
         let tiered = config.strategy == Strategy::Tiered;
         let (pushes, push_receiver) = if tiered {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -453,8 +455,9 @@ impl Cache {
                     .await;
             for ((index, lease), hit) in misses.iter().zip(local_leases).zip(redis_hits) {
                 match hit {
-                    Some(bytes) => {
-                        self.fill_local(&keys[*index], lease, &bytes);
+                    Some((bytes, lifetime)) => {
+                        let landed = self.fill_local(&keys[*index], lease, &bytes, lifetime);
+                        self.record_fill([None, landed]);
                         values[*index] = Some((codec.decode)(&bytes).map_err(corrupt)?);
                     }
                     None => {
@@ -485,9 +488,16 @@ impl Cache {
                     .zip(redis_leases)
                     .zip(&loaded)
                     .map(|((i, lease), bytes)| self.fill_redis(&keys[*i], lease, bytes));
-                futures::future::join_all(fills).await;
-                for ((index, lease), bytes) in remaining.iter().zip(remaining_leases).zip(loaded) {
-                    self.fill_local(&keys[*index], lease, &bytes);
+                let in_redis = futures::future::join_all(fills).await;
+                for (((index, lease), bytes), in_redis) in remaining
+                    .iter()
+                    .zip(remaining_leases)
+                    .zip(loaded)
+                    .zip(in_redis)
+                {
+                    let ttl = self.ttl_of(keys[*index].kind, &bytes);
+                    let landed = self.fill_local(&keys[*index], lease, &bytes, ttl);
+                    self.record_fill([in_redis, landed]);
                     values[*index] = Some((codec.decode)(&bytes).map_err(corrupt)?);
                 }
             }
@@ -513,8 +523,9 @@ impl Cache {
                 return Err(error);
             }
         };
-        self.fill_redis(key, redis_lease, &bytes).await;
-        self.fill_local(key, local_lease, &bytes);
+        let in_redis = self.fill_redis(key, redis_lease, &bytes).await;
+        let landed = self.fill_local(key, local_lease, &bytes, self.ttl_of(key.kind, &bytes));
+        self.record_fill([in_redis, landed]);
         Ok(value)
     }
 
@@ -569,6 +580,12 @@ impl Cache {
             // Only a panic inside `invalidate` gets here; the keys expire by TTL.
             tracing::error!(%error, "an invalidation task failed");
         }
+    }
+
+    /// The local copy of `key` and its remaining lifetime. Counts nothing: for the consistency
+    /// auditor and diagnostics, not for serving.
+    pub fn peek_local(&self, key: &CacheKey) -> Option<(Bytes, Duration)> {
+        self.local.as_ref()?.peek(key)
     }
 
     /// Whether the Redis tier is unreachable or replaying lost invalidations.
@@ -641,22 +658,31 @@ impl Cache {
         None
     }
 
-    async fn redis_hit<T>(&self, key: &CacheKey, codec: Codec<T>) -> Option<Bytes> {
+    /// The value in Redis and its remaining lifetime. A lookup the tier refuses (degraded,
+    /// replaying, timed out) is neither a hit nor a miss: it is counted as a Redis error.
+    async fn redis_hit<T>(&self, key: &CacheKey, codec: Codec<T>) -> Option<(Bytes, Duration)> {
         let redis = self.redis.as_ref()?;
-        match redis.get(key).await {
-            Ok(Some(bytes)) if (codec.check)(&bytes).is_ok() => {
+        let hit = match redis.get(key).await {
+            Ok(hit) => hit,
+            Err(_) => return None,
+        };
+        match hit {
+            Some((bytes, remaining)) if (codec.check)(&bytes).is_ok() => {
                 self.counters
                     .lookup(&self.metrics, Tier::Redis, key.kind, true);
-                return Some(bytes);
+                // A local copy lives no longer than the Redis key it came from.
+                let ttl = self.ttl_of(key.kind, &bytes);
+                let ttl = remaining.map_or(ttl, |remaining| remaining.min(ttl));
+                return Some((bytes, ttl));
             }
-            Ok(Some(_)) => {
+            Some(_) => {
                 tracing::warn!(key = %key.text, "deleting a redis value that does not decode");
                 self.counters
                     .decode_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let _ = redis.invalidate(std::slice::from_ref(&key.text)).await;
             }
-            Ok(None) | Err(_) => {}
+            None => {}
         }
         self.counters
             .lookup(&self.metrics, Tier::Redis, key.kind, false);
@@ -667,23 +693,50 @@ impl Cache {
         self.redis.as_ref()?.begin_fill(key).await.ok()
     }
 
-    async fn fill_redis(&self, key: &CacheKey, lease: Option<redis::RedisLease>, bytes: &Bytes) {
+    /// Stores a fill in Redis; whether it landed, `None` if it was not tried or not answered.
+    async fn fill_redis(
+        &self,
+        key: &CacheKey,
+        lease: Option<redis::RedisLease>,
+        bytes: &Bytes,
+    ) -> Option<bool> {
         let (Some(redis), Some(lease)) = (&self.redis, lease) else {
-            return;
+            return None;
         };
-        if let Ok(landed) = redis
+        redis
             .complete_fill(key, &lease, bytes, self.ttl_of(key.kind, bytes))
             .await
-        {
-            self.counters.fill(&self.metrics, landed);
+            .ok()
+    }
+
+    /// Stores a fill locally for `ttl` (at most); whether it landed, `None` without a local tier.
+    fn fill_local(
+        &self,
+        key: &CacheKey,
+        lease: Option<local::LocalLease>,
+        bytes: &Bytes,
+        ttl: Duration,
+    ) -> Option<bool> {
+        let (Some(local), Some(lease)) = (&self.local, lease) else {
+            return None;
+        };
+        let landed = local.complete_fill(key, lease, bytes.clone(), ttl);
+        self.update_size_gauges();
+        Some(landed)
+    }
+
+    /// Counts one fill, whatever the tiers it went to: stored if any tier took it, refused if
+    /// every tier that answered refused it.
+    fn record_fill(&self, tiers: [Option<bool>; 2]) {
+        let answered: Vec<bool> = tiers.into_iter().flatten().collect();
+        if !answered.is_empty() {
+            self.counters
+                .fill(&self.metrics, answered.iter().any(|landed| *landed));
         }
     }
 
-    fn fill_local(&self, key: &CacheKey, lease: Option<local::LocalLease>, bytes: &Bytes) {
-        if let (Some(local), Some(lease)) = (&self.local, lease) {
-            let landed =
-                local.complete_fill(key, lease, bytes.clone(), self.ttl_of(key.kind, bytes));
-            self.counters.fill(&self.metrics, landed);
+    fn update_size_gauges(&self) {
+        if let Some(local) = &self.local {
             let (entries, weight) = local.approximate_size();
             self.metrics.local_entries.set(entries as f64);
             self.metrics.local_weight.set(weight as f64);
@@ -698,8 +751,9 @@ impl Cache {
         load: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Error>> + Send,
     ) -> Result<Bytes, Error> {
         let local_lease = self.local.as_ref().map(|l| l.begin_fill(&key));
-        if let Some(bytes) = self.redis_hit(&key, codec).await {
-            self.fill_local(&key, local_lease, &bytes);
+        if let Some((bytes, lifetime)) = self.redis_hit(&key, codec).await {
+            let landed = self.fill_local(&key, local_lease, &bytes, lifetime);
+            self.record_fill([None, landed]);
             return Ok(bytes);
         }
         let redis_lease = self.redis_begin(&key).await;
@@ -712,8 +766,9 @@ impl Cache {
                 return Err(error);
             }
         };
-        self.fill_redis(&key, redis_lease, &bytes).await;
-        self.fill_local(&key, local_lease, &bytes);
+        let in_redis = self.fill_redis(&key, redis_lease, &bytes).await;
+        let landed = self.fill_local(&key, local_lease, &bytes, self.ttl_of(key.kind, &bytes));
+        self.record_fill([in_redis, landed]);
         Ok(bytes)
     }
 
@@ -724,6 +779,7 @@ impl Cache {
             }
             self.flights.forget(key);
         }
+        self.update_size_gauges();
     }
 
     fn purge_local(&self, why: &str) {
@@ -731,6 +787,7 @@ impl Cache {
             local.clear();
             self.flights.forget_all();
             self.counters.local_purges.fetch_add(1, Ordering::Relaxed);
+            self.update_size_gauges();
             tracing::info!(why, "dropped the whole local tier");
         }
     }
@@ -743,20 +800,30 @@ impl Cache {
                 let Some(::redis::Value::BulkString(payload)) = push.data.get(1) else {
                     return;
                 };
-                let Ok(message) = std::str::from_utf8(payload) else {
+                let Ok(text) = std::str::from_utf8(payload) else {
                     return;
                 };
-                let Some((sender, keys)) = bus::decode(message) else {
+                let Some((sender, message)) = bus::decode(text) else {
                     return;
                 };
+                if sender == &*self.instance {
+                    // Our own echo: acted on when sent.
+                    return;
+                }
                 self.counters
                     .messages_received
                     .fetch_add(1, Ordering::Relaxed);
-                if sender == &*self.instance {
-                    return;
+                match message {
+                    Message::Invalidate(keys) => {
+                        let keys: Vec<CacheKey> =
+                            keys.iter().filter_map(|k| self.keys.parse(k)).collect();
+                        self.drop_local(keys.iter().map(|k| &*k.text));
+                    }
+                    Message::Purge => {
+                        self.purge_local("another instance lost invalidations it cannot name")
+                    }
+                    Message::Audit { .. } => {}
                 }
-                let keys: Vec<CacheKey> = keys.filter_map(|k| self.keys.parse(k)).collect();
-                self.drop_local(keys.iter().map(|k| &*k.text));
             }
             PushKind::Disconnection => {
                 if let Some(redis) = &self.redis {
@@ -776,6 +843,55 @@ impl Cache {
             _ => {}
         }
     }
+}
+
+/// Refuses, at construction, the settings that would panic or quietly break a tier later.
+fn check(config: &CacheConfig) -> Result<(), Error> {
+    if !(0.0..=1.0).contains(&config.ttl_jitter) {
+        // NaN fails this too.
+        return Err(Error::invalid(
+            "cache.ttl_jitter",
+            format!("is {}; must be within 0.0-1.0", config.ttl_jitter),
+        ));
+    }
+    if config.local_capacity_bytes == 0 && config.strategy.has_local() {
+        return Err(Error::invalid(
+            "cache.local_capacity_bytes",
+            "must be more than zero",
+        ));
+    }
+    if !config.strategy.has_redis() {
+        return Ok(());
+    }
+    let redis = &config.redis;
+    for (name, value) in [
+        ("cache.redis.timeout", redis.timeout),
+        ("cache.redis.lease_ttl", redis.lease_ttl),
+        ("cache.redis.probe_interval", redis.probe_interval),
+    ] {
+        if value.is_zero() {
+            return Err(Error::invalid(name, "must be longer than zero"));
+        }
+    }
+    if redis.lease_ttl < Duration::from_millis(1) {
+        return Err(Error::invalid(
+            "cache.redis.lease_ttl",
+            "must be at least 1 ms",
+        ));
+    }
+    if redis.breaker_failures == 0 {
+        return Err(Error::invalid(
+            "cache.redis.breaker_failures",
+            "must be at least 1",
+        ));
+    }
+    if redis.max_pending_invalidations == 0 {
+        return Err(Error::invalid(
+            "cache.redis.max_pending_invalidations",
+            "must be at least 1",
+        ));
+    }
+    Ok(())
 }
 
 fn corrupt(error: DecodeError) -> Error {
@@ -803,7 +919,12 @@ async fn probe(cache: Weak<Cache>, redis: Arc<RedisTier>) {
         if degraded {
             if let Some(replayed) = redis.recover().await {
                 if let Some(publisher) = &cache.publisher {
-                    publisher.publish(replayed);
+                    // Other instances never heard of these (the publish failed with Redis): tell
+                    // them now; after a flush, the keys are unknown, so they drop everything.
+                    publisher.publish(replayed.keys);
+                    if replayed.flush {
+                        publisher.send(Message::Purge);
+                    }
                 }
             }
         }
@@ -827,5 +948,103 @@ async fn receive(
             return;
         };
         cache.on_push(push);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #15 (minor): settings that used to panic later (a zero probe interval in
+    /// `tokio::time::interval`, a NaN jitter in the local tier's random range) or break a tier
+    /// quietly (a zero lease TTL fails every SET) are refused when the cache is made.
+    #[tokio::test]
+    async fn settings_that_would_break_a_tier_are_refused_at_construction() {
+        let tiered = CacheConfig {
+            strategy: Strategy::Tiered,
+            ..CacheConfig::default()
+        };
+        let cases: Vec<(&str, CacheConfig)> = vec![
+            (
+                "cache.ttl_jitter",
+                CacheConfig {
+                    ttl_jitter: f64::NAN,
+                    ..CacheConfig::default()
+                },
+            ),
+            (
+                "cache.ttl_jitter",
+                CacheConfig {
+                    ttl_jitter: 1.5,
+                    ..CacheConfig::default()
+                },
+            ),
+            (
+                "cache.local_capacity_bytes",
+                CacheConfig {
+                    local_capacity_bytes: 0,
+                    ..CacheConfig::default()
+                },
+            ),
+            (
+                "cache.redis.probe_interval",
+                CacheConfig {
+                    redis: RedisConfig {
+                        probe_interval: Duration::ZERO,
+                        ..RedisConfig::default()
+                    },
+                    ..tiered.clone()
+                },
+            ),
+            (
+                "cache.redis.lease_ttl",
+                CacheConfig {
+                    redis: RedisConfig {
+                        lease_ttl: Duration::from_micros(10),
+                        ..RedisConfig::default()
+                    },
+                    ..tiered.clone()
+                },
+            ),
+            (
+                "cache.redis.timeout",
+                CacheConfig {
+                    redis: RedisConfig {
+                        timeout: Duration::ZERO,
+                        ..RedisConfig::default()
+                    },
+                    ..tiered.clone()
+                },
+            ),
+            (
+                "cache.redis.breaker_failures",
+                CacheConfig {
+                    redis: RedisConfig {
+                        breaker_failures: 0,
+                        ..RedisConfig::default()
+                    },
+                    ..tiered.clone()
+                },
+            ),
+            (
+                "cache.redis.max_pending_invalidations",
+                CacheConfig {
+                    redis: RedisConfig {
+                        max_pending_invalidations: 0,
+                        ..RedisConfig::default()
+                    },
+                    ..tiered.clone()
+                },
+            ),
+        ];
+        for (field, config) in cases {
+            match Cache::new(config) {
+                Err(Error::InvalidArgument { field: refused, .. }) => {
+                    assert_eq!(refused, field)
+                }
+                other => panic!("{field}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(Cache::new(tiered).is_ok());
     }
 }

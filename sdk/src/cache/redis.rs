@@ -9,18 +9,24 @@
 //! still holds. An invalidation deletes value and lease together. Key and lease share a hash
 //! tag, so the script runs on one cluster node.
 //!
-//! Invalidations that cannot reach Redis are kept (bounded) and replayed before this tier serves
-//! another read: until then reads bypass Redis, so nothing stale is served when it returns. Past
-//! the bound, every key under the namespace is deleted instead (SCAN on each configured node).
+//! Invalidations that cannot reach Redis are kept (bounded, `pending.rs`) and replayed before this
+//! tier serves another read: until then reads bypass Redis, so nothing stale is served when it
+//! returns. Past the bound, every key under the namespace is deleted instead (SCAN on every
+//! master the cluster reports, or on the one server).
+//!
+//! Every call, connecting included, ends within `timeout`: a cluster connection is made by a
+//! task of its own that callers wait for up to their deadline, never in a queue.
 //!
 //! It does not decode values (the store does) and knows nothing of kinds or TTL policy.
 
 use super::breaker::CircuitBreaker;
 use super::keys::CacheKey;
+use super::pending::{Pending, Snapshot};
 use bytes::Bytes;
+use futures::future::{BoxFuture, Shared};
+use futures::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, PushInfo, RedisFuture, RedisResult, Script, Value};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,10 +124,14 @@ enum Clients {
     Cluster(Box<redis::cluster::ClusterClient>),
 }
 
-#[derive(Debug, Default)]
-struct Pending {
-    keys: HashSet<Arc<str>>,
-    overflowed: bool,
+/// A cluster connection being made, shared by the callers waiting for it.
+type Connecting = Shared<BoxFuture<'static, Result<Connection, RedisFailure>>>;
+
+/// The connection, or the attempt to make one.
+enum Slot {
+    Idle,
+    Connecting(Connecting),
+    Ready(Connection),
 }
 
 /// Sets the value only while the fill's lease holds: KEYS = value, lease; ARGV = token, value, ttl ms.
@@ -138,7 +148,7 @@ return 0
 pub struct RedisTier {
     config: RedisConfig,
     clients: Clients,
-    connection: tokio::sync::Mutex<Option<Connection>>,
+    connection: Mutex<Slot>,
     breaker: CircuitBreaker,
     pending: Mutex<Pending>,
     complete_fill: Script,
@@ -224,7 +234,7 @@ impl RedisTier {
             breaker: CircuitBreaker::new(config.breaker_failures, config.breaker_cooldown),
             config: RedisConfig { cluster, ..config },
             clients,
-            connection: tokio::sync::Mutex::new(connection),
+            connection: Mutex::new(connection.map_or(Slot::Idle, Slot::Ready)),
             pending: Mutex::default(),
             complete_fill: Script::new(COMPLETE_FILL),
             errors: AtomicU64::new(0),
@@ -245,27 +255,57 @@ impl RedisTier {
     }
 
     fn has_pending(&self) -> bool {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        !pending.keys.is_empty() || pending.overflowed
+        !self.pending().is_empty()
     }
 
-    /// The connection, made now if there is none yet (a cluster connects eagerly).
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection; on a cluster not connected yet, the attempt in progress (started now if
+    /// there is none). The attempt runs on a task of its own for up to 5× the timeout, so callers
+    /// that give up at their own deadline do not cancel it: the next caller finds it made.
     async fn connection(&self) -> Result<Connection, RedisFailure> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let Clients::Cluster(client) = &self.clients else {
-            return Err(RedisFailure::Config("standalone connection missing".into()));
+        let connecting = {
+            let mut slot = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Slot::Ready(connection) => return Ok(connection.clone()),
+                Slot::Connecting(connecting) => connecting.clone(),
+                Slot::Idle => {
+                    let Clients::Cluster(client) = &self.clients else {
+                        return Err(RedisFailure::Config("standalone connection missing".into()));
+                    };
+                    let client = (**client).clone();
+                    let limit = self.config.timeout * 5;
+                    let attempt = tokio::spawn(async move {
+                        match tokio::time::timeout(limit, client.get_async_connection()).await {
+                            Ok(Ok(connection)) => Ok(Connection::Cluster(connection)),
+                            Ok(Err(error)) => Err(RedisFailure::Redis(error.to_string())),
+                            Err(_) => Err(RedisFailure::Timeout(limit)),
+                        }
+                    });
+                    let connecting = async move {
+                        attempt
+                            .await
+                            .unwrap_or_else(|error| Err(RedisFailure::Redis(error.to_string())))
+                    }
+                    .boxed()
+                    .shared();
+                    *slot = Slot::Connecting(connecting.clone());
+                    connecting
+                }
+            }
         };
-        let connection =
-            tokio::time::timeout(self.config.timeout * 5, client.get_async_connection())
-                .await
-                .map_err(|_| RedisFailure::Timeout(self.config.timeout * 5))?
-                .map_err(|e| RedisFailure::Redis(e.to_string()))?;
-        let connection = Connection::Cluster(connection);
-        *slot = Some(connection.clone());
-        Ok(connection)
+        let result = connecting.clone().await;
+        let mut slot = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(&*slot, Slot::Connecting(current) if current.ptr_eq(&connecting)) {
+            // A failed attempt is forgotten: the next call starts another.
+            *slot = match &result {
+                Ok(connection) => Slot::Ready(connection.clone()),
+                Err(_) => Slot::Idle,
+            };
+        }
+        result
     }
 
     /// Runs one call (`name`, the command, names its span `redis.<name>`) under the breaker and
@@ -287,18 +327,19 @@ impl RedisTier {
             db.operation = name,
             otel.status_code = tracing::field::Empty,
         );
+        // One deadline for connecting and answering (#15 finding 8: a connect outside it queued
+        // callers behind each other's attempts, each past its own deadline).
+        let attempt = async {
+            let connection = self.connection().await?;
+            call(connection)
+                .await
+                .map_err(|error| RedisFailure::Redis(error.to_string()))
+        };
         let result = tracing::Instrument::instrument(
             async {
-                match self.connection().await {
-                    Ok(connection) => {
-                        match tokio::time::timeout(self.config.timeout, call(connection)).await {
-                            Ok(Ok(value)) => Ok(value),
-                            Ok(Err(error)) => Err(RedisFailure::Redis(error.to_string())),
-                            Err(_) => Err(RedisFailure::Timeout(self.config.timeout)),
-                        }
-                    }
-                    Err(failure) => Err(failure),
-                }
+                tokio::time::timeout(self.config.timeout, attempt)
+                    .await
+                    .unwrap_or(Err(RedisFailure::Timeout(self.config.timeout)))
             },
             span.clone(),
         )
@@ -317,18 +358,35 @@ impl RedisTier {
         result
     }
 
-    /// The value under `key`; `Err` when the tier cannot be trusted or reached now.
-    pub async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>, RedisFailure> {
+    /// The value under `key` and its remaining lifetime (one round trip; `None` when the key has
+    /// no expiry, which goalstore never sets); `Err` when the tier cannot be trusted or reached.
+    pub async fn get(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(Bytes, Option<Duration>)>, RedisFailure> {
         if self.has_pending() {
             return Err(RedisFailure::Replaying);
         }
         let text = key.text.clone();
-        let value: Option<Vec<u8>> = self
+        let (value, ttl_ms): (Option<Vec<u8>>, i64) = self
             .call("GET", |mut c| async move {
-                redis::cmd("GET").arg(&*text).query_async(&mut c).await
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&*text)
+                    .cmd("PTTL")
+                    .arg(&*text)
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
-        Ok(value.map(Bytes::from))
+        // PTTL: -1 without an expiry, -2 when the key expired between the two commands.
+        Ok(match (value, ttl_ms) {
+            (Some(_), -2) | (None, _) => None,
+            (Some(value), ms) => Some((
+                Bytes::from(value),
+                u64::try_from(ms).ok().map(Duration::from_millis),
+            )),
+        })
     }
 
     /// Sets a fill lease on `key`.
@@ -417,28 +475,22 @@ impl RedisTier {
 
     /// Keeps `keys` for replay once Redis answers again; reads bypass Redis until then.
     pub fn keep(&self, keys: &[Arc<str>]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.overflowed {
-            return;
-        }
-        pending.keys.extend(keys.iter().cloned());
-        if pending.keys.len() > self.config.max_pending_invalidations {
-            pending.keys.clear();
-            pending.overflowed = true;
-        }
+        self.pending()
+            .keep(keys, self.config.max_pending_invalidations);
     }
 
-    /// Probes Redis and replays kept invalidations. Returns the replayed keys (to publish to other
-    /// instances), or `None` when Redis is still unreachable or nothing was kept.
-    pub async fn recover(&self) -> Option<Vec<Arc<str>>> {
-        let (keys, overflowed) = {
-            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            (
-                pending.keys.iter().cloned().collect::<Vec<_>>(),
-                pending.overflowed,
-            )
-        };
-        if keys.is_empty() && !overflowed && !self.breaker.is_open() {
+    /// Asks the next replay to flush the namespace (and other instances to purge their local
+    /// tiers): used when the message that would have told them is lost.
+    pub fn keep_all(&self) {
+        self.pending().overflow();
+    }
+
+    /// Probes Redis and replays kept invalidations. Returns what was replayed (to tell other
+    /// instances), or `None` when Redis is still unreachable or nothing was kept. Keys kept while
+    /// the replay runs stay kept for the next one (see `pending.rs`).
+    pub async fn recover(&self) -> Option<Snapshot> {
+        let snapshot = self.pending().snapshot();
+        if snapshot.keys.is_empty() && !snapshot.flush && !self.breaker.is_open() {
             return None;
         }
         let ping: Result<String, _> = self
@@ -449,36 +501,32 @@ impl RedisTier {
         if ping.is_err() {
             return None;
         }
-        if overflowed {
+        if snapshot.flush {
             if let Err(failure) = self.flush_namespace().await {
                 tracing::warn!(%failure, "could not flush the cache namespace after lost invalidations");
                 return None;
             }
-        } else if let Err(failure) = self.delete(&keys).await {
+        } else if let Err(failure) = self.delete(&snapshot.keys).await {
             tracing::warn!(%failure, "could not replay kept invalidations yet");
             return None;
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for key in &keys {
-            pending.keys.remove(key);
-        }
-        if overflowed {
-            pending.overflowed = false;
-        }
+        self.pending().replayed(&snapshot);
         tracing::info!(
-            replayed = keys.len(),
-            flushed = overflowed,
+            replayed = snapshot.keys.len(),
+            flushed = snapshot.flush,
             "redis reachable again"
         );
-        Some(keys)
+        Some(snapshot)
     }
 
-    /// Deletes every key under the namespace, node by node.
-    async fn flush_namespace(&self) -> Result<(), RedisFailure> {
+    /// Deletes every key under the namespace (values and leases), node by node: on a cluster,
+    /// every master it reports now, not only the configured seeds (#15 finding 7).
+    pub async fn flush_namespace(&self) -> Result<(), RedisFailure> {
         let pattern = format!("{}*", self.prefix);
-        for url in &self.config.urls {
-            let client = redis::Client::open(resp3(url).as_str())
-                .map_err(|e| RedisFailure::Config(e.to_string()))?;
+        let limit = self.config.timeout * 100;
+        for node in self.nodes().await? {
+            let client =
+                redis::Client::open(node).map_err(|e| RedisFailure::Config(e.to_string()))?;
             let flush = async {
                 let mut connection = client.get_multiplexed_async_connection().await?;
                 let mut cursor: u64 = 0;
@@ -491,12 +539,14 @@ impl RedisTier {
                         .arg(1000)
                         .query_async(&mut connection)
                         .await?;
-                    for key in keys {
-                        // On a cluster, a node only deletes keys it owns; others answer MOVED.
-                        let _: RedisResult<()> = redis::cmd("DEL")
-                            .arg(key)
-                            .query_async(&mut connection)
-                            .await;
+                    if !keys.is_empty() {
+                        // One DEL per key (keys of several slots in one DEL are refused on a
+                        // cluster), pipelined: one round trip per SCAN page.
+                        let mut deletes = redis::pipe();
+                        for key in &keys {
+                            deletes.cmd("DEL").arg(key).ignore();
+                        }
+                        deletes.query_async::<()>(&mut connection).await?;
                     }
                     if next == 0 {
                         return Ok::<(), redis::RedisError>(());
@@ -504,12 +554,51 @@ impl RedisTier {
                     cursor = next;
                 }
             };
-            tokio::time::timeout(self.config.timeout * 100, flush)
+            tokio::time::timeout(limit, flush)
                 .await
-                .map_err(|_| RedisFailure::Timeout(self.config.timeout * 100))?
+                .map_err(|_| RedisFailure::Timeout(limit))?
                 .map_err(|e| RedisFailure::Redis(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The servers that hold keys: the one server, or every master of the cluster as it reports
+    /// itself now (`CLUSTER SHARDS` through the cluster connection), addressed like the first
+    /// seed (its credentials and protocol).
+    async fn nodes(&self) -> Result<Vec<redis::ConnectionInfo>, RedisFailure> {
+        use redis::IntoConnectionInfo;
+        let seed = resp3(&self.config.urls[0])
+            .into_connection_info()
+            .map_err(|e| RedisFailure::Config(e.to_string()))?;
+        if !self.config.cluster {
+            return Ok(vec![seed]);
+        }
+        let nodes: Value = self
+            .call("CLUSTER", |mut c| async move {
+                redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await
+            })
+            .await?;
+        let text = match nodes {
+            Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Value::VerbatimString { text, .. } => text,
+            Value::SimpleString(text) => text,
+            other => {
+                return Err(RedisFailure::Redis(format!(
+                    "CLUSTER NODES answered {other:?}"
+                )))
+            }
+        };
+        let masters = masters(&text);
+        if masters.is_empty() {
+            return Err(RedisFailure::Redis("CLUSTER NODES listed no master".into()));
+        }
+        Ok(masters
+            .into_iter()
+            .map(|(host, port)| {
+                seed.clone()
+                    .set_addr(redis::ConnectionAddr::Tcp(host, port))
+            })
+            .collect())
     }
 
     /// Subscribes to the invalidation channel if not subscribed yet; true once subscribed.
@@ -571,6 +660,26 @@ impl RedisTier {
     }
 }
 
+/// The `(host, port)` of every master in a `CLUSTER NODES` answer: lines of
+/// `id host:port@cport[,hostname] flags master-id ping pong epoch state slots…`.
+fn masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let flags: Vec<&str> = flags.split(',').collect();
+            if !flags.contains(&"master") || flags.contains(&"fail") {
+                return None;
+            }
+            let address = address.split(['@', ',']).next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
 /// `url` asking for RESP3 (pub/sub pushes share the connection), unless it names a protocol.
 fn resp3(url: &str) -> String {
     if url.contains("protocol=") {
@@ -579,5 +688,79 @@ fn resp3(url: &str) -> String {
         format!("{url}&protocol=resp3")
     } else {
         format!("{url}?protocol=resp3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::keys::KeySpace;
+
+    #[test]
+    fn masters_are_read_from_cluster_nodes() {
+        let nodes = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002,node-b master - 0 1426238316232 2 connected 5461-10922
+2928 127.0.0.1:30006@40006 master,fail - 0 1426238316232 3 disconnected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+";
+        assert_eq!(
+            masters(nodes),
+            [
+                ("127.0.0.1".to_owned(), 30002),
+                ("127.0.0.1".to_owned(), 30001)
+            ]
+        );
+        assert!(masters("garbage\n\n").is_empty());
+    }
+
+    /// #15 finding 8: with the cluster unreachable (here: a port that accepts and never answers),
+    /// concurrent callers each give up at their own deadline. Before the fix, they queued on the
+    /// connection mutex and each waited up to 5× the timeout for its own attempt, in turn.
+    #[tokio::test(start_paused = true)]
+    async fn callers_of_an_unreachable_cluster_each_give_up_at_their_deadline() {
+        // Accepted by the kernel's backlog, never read: a connect that hangs.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("redis://{}/", listener.local_addr().expect("addr"));
+        let timeout = Duration::from_millis(100);
+        let tier = Arc::new(
+            RedisTier::new(
+                RedisConfig {
+                    urls: vec![url],
+                    cluster: true,
+                    timeout,
+                    breaker_failures: 100,
+                    ..RedisConfig::default()
+                },
+                "t:v1:",
+                None,
+                None,
+            )
+            .expect("config"),
+        );
+        let key = KeySpace::new("t")
+            .expect("namespace")
+            .parse("t:v1:{goal:user:u:g}")
+            .expect("key");
+        let started = tokio::time::Instant::now();
+        let calls = (0..4).map(|_| {
+            let (tier, key) = (tier.clone(), key.clone());
+            tokio::spawn(async move {
+                let result = tier.get(&key).await;
+                (result, started.elapsed())
+            })
+        });
+        let answers: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|call| call.expect("task"))
+            .collect();
+        let slowest = answers.iter().map(|(_, elapsed)| *elapsed).max();
+        assert!(
+            slowest <= Some(timeout + Duration::from_millis(5)),
+            "a caller waited {slowest:?} for a {timeout:?} call: {answers:?}"
+        );
+        assert!(answers.iter().all(|(result, _)| result.is_err()));
+        drop(listener);
     }
 }

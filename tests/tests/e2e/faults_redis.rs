@@ -46,7 +46,11 @@ fn tiered(redis_url: String, namespace: &str) -> StoreConfig {
 }
 
 /// Waits until `count` instances subscribe to the namespace's invalidation channel.
-async fn wait_subscribed(redis: &RedisServer, namespace: &str, count: i64) -> anyhow::Result<()> {
+pub(crate) async fn wait_subscribed(
+    redis: &RedisServer,
+    namespace: &str,
+    count: i64,
+) -> anyhow::Result<()> {
     let client = redis::Client::open(redis.url())?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let channel = format!("{namespace}:v1:invalidations");
@@ -313,5 +317,40 @@ async fn a_write_cancelled_after_it_landed_still_invalidates_every_instance() ->
         // The fills finish on their own tasks: nothing to await from here.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Ok(())
+}
+
+/// #15 finding 7, first half: when A keeps more lost invalidations than its bound, its replay
+/// flushes the whole namespace instead — and used to tell no one, so B (which never heard of A's
+/// write: the publish failed with Redis) kept serving its local copy for the goal's full TTL.
+#[tokio::test]
+async fn a_flush_after_lost_invalidations_purges_every_instance() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let proxy = TcpFaultProxy::start(&redis.url()).await?;
+    let mut bounded_a = tiered(proxy.redis_url(), "flushed");
+    // One key kept at most: any write while cut off overflows.
+    bounded_a.cache.redis.max_pending_invalidations = 1;
+    let t = DynamoStore::with_config(bounded_a).await?;
+    let (a, b) = (
+        t.store.clone(),
+        t.another_store(tiered(redis.url(), "flushed"))?,
+    );
+    a.create_goal(USER, milestone("g1")).await?;
+    wait_subscribed(&redis, "flushed", 2).await?;
+    assert_eq!(title(&b, "g1").await?, "v1");
+
+    proxy.set_mode(TcpMode::Partitioned);
+    work_until_degraded(&a).await?;
+    bounded("update_goal", a.update_goal(USER, "g1", retitle("v2"))).await?;
+    assert_eq!(title(&a, "g1").await?, "v2", "A reads its own write");
+    let purges_before = b.stats().cache.context("b cache")?.local_purges;
+
+    proxy.set_mode(TcpMode::Pass);
+    proxy.cut_connections();
+    wait_recovered(&a).await?;
+    let took = sees(&b, "g1", "v2", CROSS_INSTANCE).await?;
+    let stats = b.stats().cache.context("b cache")?;
+    assert!(stats.local_purges > purges_before, "{stats:?}");
+    eprintln!("B dropped its local tier and saw A's write {took:?} after A recovered");
     Ok(())
 }

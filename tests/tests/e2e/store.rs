@@ -728,3 +728,52 @@ async fn a_repeated_create_invalidates_what_its_first_attempt_may_not_have() -> 
     t.assert_origin_readable().await?;
     Ok(())
 }
+
+/// #15 finding 5: a progress fill computed from the goal in the local tier. Here the other
+/// instance's target change has not reached this instance's local goal entry yet (it is an
+/// instance without a cache: nothing is invalidated here), and this instance's progress is not
+/// cached: the fill used to compute 40 of the old target 100 (40%) and cache that for an hour.
+#[tokio::test]
+async fn a_progress_fill_reads_the_goal_at_the_source_not_through_the_goal_cache(
+) -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    let other = t.another_store(goalstore::StoreConfig {
+        cache: goalstore::CacheConfig {
+            strategy: goalstore::Strategy::None,
+            ..goalstore::CacheConfig::default()
+        },
+        ..goalstore::StoreConfig::default()
+    })?;
+    other
+        .create_goal("u1", new_goal("g1", GoalPattern::Milestone))
+        .await?;
+    other
+        .log_activity("u1", "g1", NewActivity::new(40.0))
+        .await?;
+    // This instance caches the goal (target 100)...
+    let cached = t.store.get_goal("u1", "g1").await?;
+    assert_eq!(cached.target.value, Some(100.0));
+    // ...and the other doubles the target.
+    other
+        .update_goal(
+            "u1",
+            "g1",
+            GoalUpdate {
+                target: Some(goalstore_tests::goals::target_for(
+                    GoalPattern::Milestone,
+                    200.0,
+                )),
+                ..GoalUpdate::default()
+            },
+        )
+        .await?;
+    let progress = t.store.get_progress("u1", "g1").await?;
+    assert_eq!(
+        progress.remaining_to_goal,
+        Some(160.0),
+        "progress computed from the goal as the table has it: {progress:?}"
+    );
+    assert_eq!(progress.percent_complete, 20.0);
+    t.assert_origin_readable().await?;
+    Ok(())
+}
