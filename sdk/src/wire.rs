@@ -873,6 +873,10 @@ pub fn stats_response_of(
         local_entries: cache.local_entries,
         local_weight_bytes: cache.local_weight_bytes,
         local_purges: cache.local_purges,
+        messages_published: cache.messages_published,
+        messages_received: cache.messages_received,
+        flights_in_progress: cache.flights_in_progress,
+        local_leases_held: cache.local_leases_held,
         table: Some(pb::TableUsage {
             get_item: t.get_item,
             batch_get_item: t.batch_get_item,

@@ -900,6 +900,10 @@ fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
             "local_entries": stats.local_entries,
             "local_weight_bytes": stats.local_weight_bytes,
             "local_purges": stats.local_purges,
+            "messages_published": stats.messages_published,
+            "messages_received": stats.messages_received,
+            "flights_in_progress": stats.flights_in_progress,
+            "local_leases_held": stats.local_leases_held,
             "table": {
                 "get_item": table_usage.get_item,
                 "batch_get_item": table_usage.batch_get_item,
@@ -927,6 +931,10 @@ fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
         ("local entries", stats.local_entries.to_string()),
         ("local weight (bytes)", stats.local_weight_bytes.to_string()),
         ("local purges", stats.local_purges.to_string()),
+        ("messages published", stats.messages_published.to_string()),
+        ("messages received", stats.messages_received.to_string()),
+        ("fills in progress", stats.flights_in_progress.to_string()),
+        ("local leases held", stats.local_leases_held.to_string()),
     ];
     for (name, value) in rows {
         summary.add_row(vec![name.to_owned(), value]);

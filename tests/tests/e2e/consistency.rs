@@ -27,23 +27,23 @@ const GOALS: usize = 4;
 const READERS: usize = 2;
 
 #[derive(Debug, Clone, Copy)]
-struct Write {
-    goal: usize,
-    version: u64,
-    instance: usize,
-    started: Instant,
-    acked: Instant,
+pub(crate) struct Write {
+    pub(crate) goal: usize,
+    pub(crate) version: u64,
+    pub(crate) instance: usize,
+    pub(crate) started: Instant,
+    pub(crate) acked: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Read {
+pub(crate) struct Read {
     /// Whether the read was a listing of the active goals (else GetGoal).
-    listing: bool,
-    goal: usize,
-    instance: usize,
-    started: Instant,
-    ended: Instant,
-    version: u64,
+    pub(crate) listing: bool,
+    pub(crate) goal: usize,
+    pub(crate) instance: usize,
+    pub(crate) started: Instant,
+    pub(crate) ended: Instant,
+    pub(crate) version: u64,
 }
 
 /// The title of `goal` at `version`: per goal, since a user's active goals never share a title.
@@ -65,25 +65,25 @@ fn goal_id(goal: usize) -> String {
 
 /// What the checker found.
 #[derive(Debug, Default)]
-struct Verdict {
-    reads: usize,
+pub(crate) struct Verdict {
+    pub(crate) reads: usize,
     /// Of which goals seen in a listing of the active goals (the rest: GetGoal).
-    listed: usize,
-    writes: usize,
+    pub(crate) listed: usize,
+    pub(crate) writes: usize,
     /// Older than a write the same instance had acknowledged before the read started.
-    stale_same_instance: usize,
+    pub(crate) stale_same_instance: usize,
     /// Older than a write acknowledged through the other instance, within the window (allowed).
-    stale_within_window: usize,
+    pub(crate) stale_within_window: usize,
     /// Older than a write acknowledged more than the window before the read started.
-    stale_past_window: usize,
+    pub(crate) stale_past_window: usize,
     /// A version no write had started before the read ended.
-    phantom: usize,
+    pub(crate) phantom: usize,
     /// The longest a read missed a write acknowledged elsewhere.
-    worst_staleness: Duration,
-    examples: Vec<String>,
+    pub(crate) worst_staleness: Duration,
+    pub(crate) examples: Vec<String>,
 }
 
-fn check(writes: &[Write], reads: &[Read], window: Duration) -> Verdict {
+pub(crate) fn check(writes: &[Write], reads: &[Read], window: Duration) -> Verdict {
     let mut verdict = Verdict {
         reads: reads.len(),
         writes: writes.len(),

@@ -5,6 +5,7 @@
 
 mod access;
 mod cache;
+mod cancellation;
 mod client;
 mod compat;
 mod consistency;
