@@ -354,3 +354,52 @@ async fn a_flush_after_lost_invalidations_purges_every_instance() -> anyhow::Res
     eprintln!("B dropped its local tier and saw A's write {took:?} after A recovered");
     Ok(())
 }
+
+/// #15 finding 9: a write's added latency from a sick Redis stays within a small multiple of the
+/// Redis timeout. A write waits for its invalidation (read-your-writes), which is one round of
+/// DELs under the timeout; a logged activity also writes its progress through (a lease and a
+/// fill, one timeout each). Measured against the same writes with Redis healthy.
+#[tokio::test]
+async fn a_sick_redis_adds_at_most_a_few_timeouts_to_a_write() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let proxy = TcpFaultProxy::start(&redis.url()).await?;
+    let t = DynamoStore::with_config(tiered(proxy.redis_url(), "sickwrite")).await?;
+    let a = t.store.clone();
+    a.create_goal(USER, milestone("g1")).await?;
+    let writes = |round: &'static str| {
+        let a = a.clone();
+        async move {
+            let mut slowest = Duration::ZERO;
+            for i in 0..4 {
+                let started = Instant::now();
+                a.update_goal(USER, "g1", retitle(&format!("{round}{i}")))
+                    .await?;
+                a.log_activity(USER, "g1", NewActivity::new(1.0)).await?;
+                slowest = slowest.max(started.elapsed());
+            }
+            anyhow::Ok(slowest)
+        }
+    };
+    let healthy = writes("healthy").await?;
+    let mut sick = Vec::new();
+    for mode in [
+        TcpMode::Delay(Duration::from_millis(250)),
+        TcpMode::Partitioned,
+    ] {
+        proxy.set_mode(mode);
+        sick.push((mode, writes("sick").await?));
+        proxy.set_mode(TcpMode::Pass);
+        proxy.cut_connections();
+        wait_recovered(&a).await?;
+    }
+    // An update and a log: 1 + 3 timeouts of Redis work at most, plus slack for a loaded machine.
+    let bound = healthy + REDIS_TIMEOUT * 4 + Duration::from_millis(300);
+    eprintln!("an update and a log: healthy {healthy:?}, sick {sick:?} (bound {bound:?})");
+    for (mode, slowest) in sick {
+        ensure!(
+            slowest <= bound,
+            "{mode:?}: an update and a log took {slowest:?} (healthy {healthy:?})"
+        );
+    }
+    Ok(())
+}
