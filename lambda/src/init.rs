@@ -146,7 +146,13 @@ impl Builder {
                 )
             }
         };
-        let store = GoalStore::new(table, self.config.store_config())?;
+        let mut store_config = self.config.store_config();
+        if self.config.audit_sample_rate.is_none() {
+            // A check outlives the invocation that sampled it, and a frozen sandbox would report
+            // it late or never: off in Lambda unless GOALSTORE_AUDIT_SAMPLE_RATE asks for it.
+            store_config.cache.audit_sample_rate = 0.0;
+        }
+        let store = GoalStore::new(table, store_config)?;
         Ok(Lambda {
             store,
             emf,
@@ -338,9 +344,23 @@ mod tests {
             .build()
             .await?;
         assert_eq!(lambda.store.strategy(), goalstore::Strategy::Redis);
+        let cache = lambda.store.cache().ok_or("a cache")?;
+        assert_eq!(
+            cache.config().audit_sample_rate,
+            0.0,
+            "no audit unless asked"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(connections.load(Ordering::SeqCst), 0);
         accepting.abort();
+
+        let config = Config::load(["goalstore-lambda", "--audit-sample-rate", "0.5"])?;
+        let lambda = Builder::new(config, settings())
+            .with_recorder(EmfRecorder::new(settings().emf_config()?))
+            .build()
+            .await?;
+        let cache = lambda.store.cache().ok_or("a cache")?;
+        assert_eq!(cache.config().audit_sample_rate, 0.5, "asked for");
 
         let config = Config::load(["goalstore-lambda", "--cache-namespace", "a:b"])?;
         let error = Builder::new(config, settings())

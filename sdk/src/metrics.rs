@@ -47,6 +47,11 @@ pub const DYNAMODB_BATCH_KEYS: &str = "goalstore_dynamodb_batch_keys";
 pub const REDIS_ERRORS: &str = "goalstore_redis_errors_total";
 /// 1 while Redis is unreachable or replaying lost invalidations.
 pub const REDIS_DEGRADED: &str = "goalstore_redis_degraded";
+/// Sampled checks of cached entries against the table by `kind` and `result` (`consistent`,
+/// `stale`: still disagreeing with an unchanged table past the pub/sub window).
+pub const CONSISTENCY_CHECKS: &str = "goalstore_consistency_checks_total";
+/// How long after the audited write a stale entry was found, by `kind`.
+pub const CONSISTENCY_STALE_AGE: &str = "goalstore_consistency_stale_age_seconds";
 /// Goals created, by `pattern`.
 pub const GOALS_CREATED: &str = "goalstore_goals_created_total";
 /// Activities logged, by the goal's `pattern`.
@@ -112,6 +117,9 @@ pub const LATENCY_BUCKETS: [f64; 17] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25,
     0.5, 1.0, 2.5, 5.0,
 ];
+
+/// Buckets of the age of a stale entry found by the auditor, 100 ms to 1 h.
+pub const STALE_AGE_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 60.0, 300.0, 3600.0];
 
 /// Buckets of keys per BatchGetItem.
 pub const BATCH_KEY_BUCKETS: [f64; 8] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0];
@@ -200,6 +208,16 @@ pub fn describe() {
         Unit::Count,
         "1 while Redis is unreachable or replaying lost invalidations."
     );
+    describe_counter!(
+        CONSISTENCY_CHECKS,
+        Unit::Count,
+        "Sampled checks of cached entries against the table, by kind and result (consistent, stale)."
+    );
+    describe_histogram!(
+        CONSISTENCY_STALE_AGE,
+        Unit::Seconds,
+        "How long after the audited write a stale cached entry was found, by kind."
+    );
     describe_counter!(GOALS_CREATED, Unit::Count, "Goals created, by pattern.");
     describe_counter!(
         ACTIVITIES_LOGGED,
@@ -237,6 +255,13 @@ pub fn describe() {
         metrics::counter!(CACHE_FILLS, "result" => result).absolute(0);
     }
     metrics::counter!(CACHE_DECODE_FAILURES).absolute(0);
+    for kind in CacheKind::ALL {
+        for result in ["consistent", "stale"] {
+            metrics::counter!(CONSISTENCY_CHECKS, "kind" => kind.as_str(), "result" => result)
+                .absolute(0);
+        }
+        let _ = metrics::histogram!(CONSISTENCY_STALE_AGE, "kind" => kind.as_str());
+    }
     metrics::gauge!(CACHE_LOCAL_ENTRIES).set(0.0);
     metrics::gauge!(CACHE_LOCAL_WEIGHT).set(0.0);
     for operation in DYNAMODB_OPERATIONS {

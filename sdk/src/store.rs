@@ -16,6 +16,8 @@
 //! every write drops exactly the keys its event makes stale (`events.rs`) after the table write
 //! returns, and `log_activity` writes the new progress through.
 
+mod source;
+
 use crate::batch::{BatchConfig, BatchLoader, BatchStats};
 use crate::cache::codec::{self, OwnedProgress};
 use crate::cache::{Cache, CacheConfig, CacheStats};
@@ -314,15 +316,17 @@ impl GoalStore {
         let cache = Cache::new(config.cache.clone())?;
         let table: Arc<dyn Table> = Arc::new(crate::table::MeteredTable::new(table));
         let loader = BatchLoader::spawn(table.clone(), config.batch.clone());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                table,
-                loader,
-                cache,
-                clock,
-                config,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            table,
+            loader,
+            cache,
+            clock,
+            config,
+        });
+        if let Some(cache) = &inner.cache {
+            cache.set_audit_source(source::of(&inner));
+        }
+        Ok(Self { inner })
     }
 
     /// What the store has done so far.
@@ -1378,7 +1382,8 @@ impl GoalStore {
     async fn invalidate(&self, user: &UserId, goal: &GoalId, event: &EventKind) {
         if let Some(cache) = &self.inner.cache {
             let keys = crate::events::stale_keys(cache.keys(), user, goal, event);
-            cache.invalidate_detached(event.name(), keys).await;
+            cache.invalidate_detached(event.name(), keys.clone()).await;
+            cache.audit_written(&keys);
         }
     }
 

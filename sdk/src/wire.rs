@@ -877,6 +877,9 @@ pub fn stats_response_of(
         messages_received: cache.messages_received,
         flights_in_progress: cache.flights_in_progress,
         local_leases_held: cache.local_leases_held,
+        consistency_checks_consistent: cache.consistency_checks_consistent,
+        consistency_checks_stale: cache.consistency_checks_stale,
+        consistency_checks_running: cache.consistency_checks_running,
         table: Some(pb::TableUsage {
             get_item: t.get_item,
             batch_get_item: t.batch_get_item,

@@ -123,6 +123,12 @@ pub struct Config {
     #[arg(long, env = "GOALSTORE_SLOW_CALL", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub slow_call: Duration,
 
+    /// Share of writes and events (0.0-1.0) whose cache keys the consistency auditor re-reads in
+    /// every tier after the pub/sub window and compares with a strongly consistent table read
+    /// (`goalstore_consistency_checks_total`). Default 0.01; the Lambda handlers default to 0.
+    #[arg(long, env = "GOALSTORE_AUDIT_SAMPLE_RATE", value_parser = parse_share)]
+    pub audit_sample_rate: Option<f64>,
+
     /// Log format: `json` (one object a line, for log queries), `text`, or `auto` (text on a
     /// terminal, JSON otherwise). Level from RUST_LOG (default info).
     #[arg(long, env = "GOALSTORE_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
@@ -206,6 +212,17 @@ impl FromStr for TableChoice {
 }
 
 /// An `http://host:port` collector address (no TLS in this build: a local collector or agent).
+/// The sidecar's share of writes the consistency auditor checks when none is configured.
+pub const DEFAULT_AUDIT_SAMPLE_RATE: f64 = 0.01;
+
+/// A share: a number from 0.0 to 1.0.
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("`{text}` is not a share from 0.0 to 1.0")),
+    }
+}
+
 fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
     let uri: tonic::transport::Uri = text
         .parse()
@@ -344,6 +361,7 @@ impl Config {
                     timeout: self.redis_timeout,
                     ..RedisConfig::default()
                 },
+                audit_sample_rate: self.audit_sample_rate.unwrap_or(DEFAULT_AUDIT_SAMPLE_RATE),
                 ..CacheConfig::default()
             },
             slow_call: self.slow_call,
@@ -386,6 +404,22 @@ mod tests {
         assert_eq!(store.cache.ttl_missing, Duration::from_secs(30));
         assert_eq!(config.otlp_endpoint, None, "no span export unless asked");
         assert_eq!(config.otlp_service_name, "goalstore-sidecar");
+        assert_eq!(store.cache.audit_sample_rate, 0.01, "1% of writes audited");
+    }
+
+    #[test]
+    fn the_audit_sample_rate_is_a_share() {
+        let config = Config::load(["goalstore-sidecar", "--audit-sample-rate", "0.25"])
+            .expect("a share parses");
+        assert_eq!(config.store_config().cache.audit_sample_rate, 0.25);
+        for bad in ["1.5", "-0.1", "NaN", "lots"] {
+            let error = Config::load(["goalstore-sidecar", "--audit-sample-rate", bad])
+                .expect_err("refused");
+            assert!(
+                error.to_string().contains("audit-sample-rate"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

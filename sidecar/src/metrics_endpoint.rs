@@ -5,7 +5,8 @@
 //! counters), and every documented series is set to zero at once, so panels have no gaps.
 
 use goalstore::metrics::{
-    BATCH_KEY_BUCKETS, DYNAMODB_BATCH_KEYS, LATENCY_BUCKETS, OPERATION_DURATION,
+    BATCH_KEY_BUCKETS, CONSISTENCY_STALE_AGE, DYNAMODB_BATCH_KEYS, LATENCY_BUCKETS,
+    OPERATION_DURATION, STALE_AGE_BUCKETS,
 };
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -23,6 +24,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
         .set_buckets_for_metric(
             Matcher::Full(DYNAMODB_BATCH_KEYS.into()),
             &BATCH_KEY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(CONSISTENCY_STALE_AGE.into()),
+            &STALE_AGE_BUCKETS,
         )?
         .install_recorder()?;
     goalstore::metrics::describe();

@@ -62,6 +62,22 @@ impl CacheKey {
     }
 }
 
+/// What a key caches (ids as the key holds them; parse them before use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    ActiveGoals {
+        user: String,
+    },
+    Goal {
+        user: String,
+        goal: String,
+    },
+    /// Progress keys name the goal alone; the owner is in the value.
+    Progress {
+        goal: String,
+    },
+}
+
 /// Builds keys under one namespace and schema version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpace {
@@ -116,6 +132,33 @@ impl KeySpace {
         self.key(CacheKind::Goal, format_args!("goal:user:{user}:{goal}"))
     }
 
+    /// What `key` caches: whose active goals, which goal, or which goal's progress. `None` for a
+    /// key of another space.
+    pub fn subject(&self, key: &CacheKey) -> Option<Subject> {
+        let body = key
+            .text
+            .strip_prefix(&self.prefix)?
+            .strip_prefix('{')?
+            .strip_suffix('}')?;
+        let id = |text: &str| text.to_owned();
+        match key.kind {
+            CacheKind::ActiveGoals => {
+                let user = body.strip_prefix("goals:user:")?.strip_suffix(":active")?;
+                Some(Subject::ActiveGoals { user: id(user) })
+            }
+            CacheKind::Progress => Some(Subject::Progress {
+                goal: id(body.strip_prefix("progress:goal:")?),
+            }),
+            CacheKind::Goal => {
+                let (user, goal) = body.strip_prefix("goal:user:")?.split_once(':')?;
+                Some(Subject::Goal {
+                    user: id(user),
+                    goal: id(goal),
+                })
+            }
+        }
+    }
+
     /// Whether `text` is a key of this key space (for messages from other instances).
     pub fn parse(&self, text: &str) -> Option<CacheKey> {
         let body = text
@@ -165,6 +208,21 @@ mod tests {
             assert_eq!(space.parse(&key.text), Some(key.clone()));
         }
         assert_eq!(space.parse("other:v1:{goal:user:u1:g1}"), None);
+        assert_eq!(
+            space.subject(&space.goal(&user, &goal)),
+            Some(Subject::Goal {
+                user: "u1".into(),
+                goal: "g1".into()
+            })
+        );
+        assert_eq!(
+            space.subject(&space.active_goals(&user)),
+            Some(Subject::ActiveGoals { user: "u1".into() })
+        );
+        assert_eq!(
+            space.subject(&space.progress(&goal)),
+            Some(Subject::Progress { goal: "g1".into() })
+        );
         assert!(KeySpace::new("a{b}").is_err());
         assert!(KeySpace::new("").is_err());
     }

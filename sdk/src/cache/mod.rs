@@ -13,6 +13,7 @@
 //!
 //! What it does not do: decide which keys an event makes stale (`events.rs`), or read the table.
 
+pub mod audit;
 pub mod breaker;
 pub mod bus;
 pub mod codec;
@@ -116,6 +117,12 @@ pub struct CacheConfig {
     pub ttl_jitter: f64,
     /// The Redis tier (strategies `redis` and `tiered`).
     pub redis: RedisConfig,
+    /// Share of writes and events (0.0-1.0) whose keys the consistency auditor checks in every
+    /// tier once `audit_window` has passed (`audit.rs`). Off (0.0) in the library by default:
+    /// the embedding program opts in (the sidecar at 1%; Lambda only when asked).
+    pub audit_sample_rate: f64,
+    /// The pub/sub window: how long after a write every tier must agree with the table.
+    pub audit_window: Duration,
 }
 
 impl Default for CacheConfig {
@@ -130,6 +137,8 @@ impl Default for CacheConfig {
             local_capacity_bytes: 64 * 1024 * 1024,
             ttl_jitter: 0.1,
             redis: RedisConfig::default(),
+            audit_sample_rate: 0.0,
+            audit_window: Duration::from_millis(100),
         }
     }
 }
@@ -194,6 +203,12 @@ pub struct CacheStats {
     /// return to 0 once the fills in progress end, whether or not their callers still wait.
     pub flights_in_progress: u64,
     pub local_leases_held: u64,
+    /// Checks of the consistency auditor: entries that agreed with the table (or were absent),
+    /// and entries still disagreeing with an unchanged table past the pub/sub window.
+    pub consistency_checks_consistent: u64,
+    pub consistency_checks_stale: u64,
+    /// Checks of the auditor running now (each ends within a few pub/sub windows).
+    pub consistency_checks_running: u64,
 }
 
 impl CacheStats {
@@ -310,6 +325,7 @@ pub struct Cache {
     instance: Arc<str>,
     subscription_broken: AtomicBool,
     tombstone: Bytes,
+    auditor: audit::Auditor,
 }
 
 impl std::fmt::Debug for Cache {
@@ -377,6 +393,7 @@ impl Cache {
             instance,
             subscription_broken: AtomicBool::new(false),
             tombstone: codec::encode_goal(None),
+            auditor: audit::Auditor::default(),
             config,
         });
         if let Some(redis) = &cache.redis {
@@ -588,6 +605,91 @@ impl Cache {
         self.local.as_ref()?.peek(key)
     }
 
+    /// Sets what the consistency auditor compares cached entries with (the store, once built).
+    pub fn set_audit_source(&self, source: Arc<dyn audit::Source>) {
+        self.auditor.set_source(source);
+    }
+
+    /// After a write or an event invalidated `keys`: if sampled, checks them in this instance's
+    /// tiers once the pub/sub window has passed, and (tiered) asks the other instances to check
+    /// their local tiers too. Returns at once; the checks run on tasks of their own.
+    pub fn audit_written(self: &Arc<Self>, keys: &[CacheKey]) {
+        let rate = self.config.audit_sample_rate;
+        if keys.is_empty() || rate <= 0.0 || rand::random::<f64>() >= rate {
+            return;
+        }
+        let written = std::time::SystemTime::now();
+        self.spawn_checks(keys, &[Tier::Local, Tier::Redis], written);
+        if let Some(publisher) = &self.publisher {
+            let written_at_ms = written
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            publisher.send(Message::Audit {
+                written_at_ms,
+                keys: keys.iter().map(|k| k.text.clone()).collect(),
+            });
+        }
+    }
+
+    /// Checks `keys` in each of `tiers` this cache has, each on a task of its own (within the
+    /// auditor's bound of checks at once).
+    fn spawn_checks(
+        self: &Arc<Self>,
+        keys: &[CacheKey],
+        tiers: &[Tier],
+        written: std::time::SystemTime,
+    ) {
+        let Some(source) = self.auditor.source() else {
+            return;
+        };
+        for key in keys {
+            for tier in tiers {
+                let present = match tier {
+                    Tier::Local => self.local.is_some(),
+                    Tier::Redis => self.redis.is_some(),
+                };
+                let Some(slot) = present.then(|| self.auditor.slot()).flatten() else {
+                    continue;
+                };
+                let (cache, key, tier, source) =
+                    (Arc::clone(self), key.clone(), *tier, source.clone());
+                tokio::spawn(async move {
+                    let peeked = (cache.clone(), key.clone());
+                    let peek = move || {
+                        let (cache, key) = peeked.clone();
+                        async move {
+                            match tier {
+                                Tier::Local => Ok(cache.peek_local(&key).map(|(bytes, _)| bytes)),
+                                Tier::Redis => match &cache.redis {
+                                    Some(redis) => redis
+                                        .get(&key)
+                                        .await
+                                        .map(|hit| hit.map(|(bytes, _)| bytes))
+                                        .map_err(|_| ()),
+                                    None => Ok(None),
+                                },
+                            }
+                        }
+                    };
+                    let verdict =
+                        audit::check(source, key.clone(), cache.config.audit_window, peek).await;
+                    cache
+                        .auditor
+                        .record(key.kind, tier.as_str(), verdict, written);
+                    drop(slot);
+                });
+            }
+        }
+    }
+
+    /// A fault for tests and game days: while set, invalidation messages to other instances are
+    /// dropped unsent, as if pub/sub lost them (the consistency auditor must notice).
+    pub fn drop_invalidation_messages(&self, dropping: bool) {
+        if let Some(publisher) = &self.publisher {
+            publisher.set_dropping_invalidations(dropping);
+        }
+    }
+
     /// Whether the Redis tier is unreachable or replaying lost invalidations.
     pub fn is_degraded(&self) -> bool {
         self.redis.as_ref().is_some_and(|r| r.is_degraded())
@@ -631,6 +733,11 @@ impl Cache {
         stats.local_purges = self.counters.local_purges.load(Ordering::Relaxed);
         stats.messages_published = self.publisher.as_ref().map_or(0, Publisher::messages);
         stats.messages_received = self.counters.messages_received.load(Ordering::Relaxed);
+        (
+            stats.consistency_checks_consistent,
+            stats.consistency_checks_stale,
+        ) = self.auditor.counts();
+        stats.consistency_checks_running = self.auditor.running();
         stats
     }
 
@@ -793,7 +900,7 @@ impl Cache {
     }
 
     /// Handles one push from Redis: an invalidation message, or a change of the subscription.
-    fn on_push(&self, push: ::redis::PushInfo) {
+    fn on_push(self: &Arc<Self>, push: ::redis::PushInfo) {
         use ::redis::PushKind;
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
@@ -822,7 +929,15 @@ impl Cache {
                     Message::Purge => {
                         self.purge_local("another instance lost invalidations it cannot name")
                     }
-                    Message::Audit { .. } => {}
+                    Message::Audit {
+                        written_at_ms,
+                        keys,
+                    } => {
+                        let keys: Vec<CacheKey> =
+                            keys.iter().filter_map(|k| self.keys.parse(k)).collect();
+                        let written = std::time::UNIX_EPOCH + Duration::from_millis(written_at_ms);
+                        self.spawn_checks(&keys, &[Tier::Local], written);
+                    }
                 }
             }
             PushKind::Disconnection => {
@@ -852,6 +967,18 @@ fn check(config: &CacheConfig) -> Result<(), Error> {
         return Err(Error::invalid(
             "cache.ttl_jitter",
             format!("is {}; must be within 0.0-1.0", config.ttl_jitter),
+        ));
+    }
+    if !(0.0..=1.0).contains(&config.audit_sample_rate) {
+        return Err(Error::invalid(
+            "cache.audit_sample_rate",
+            format!("is {}; must be within 0.0-1.0", config.audit_sample_rate),
+        ));
+    }
+    if config.audit_window.is_zero() {
+        return Err(Error::invalid(
+            "cache.audit_window",
+            "must be longer than zero",
         ));
     }
     if config.local_capacity_bytes == 0 && config.strategy.has_local() {

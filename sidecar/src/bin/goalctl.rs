@@ -904,6 +904,8 @@ fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
             "messages_received": stats.messages_received,
             "flights_in_progress": stats.flights_in_progress,
             "local_leases_held": stats.local_leases_held,
+            "consistency_checks_consistent": stats.consistency_checks_consistent,
+            "consistency_checks_stale": stats.consistency_checks_stale,
             "table": {
                 "get_item": table_usage.get_item,
                 "batch_get_item": table_usage.batch_get_item,
@@ -935,6 +937,13 @@ fn show_stats(json: bool, stats: &pb::StatsResponse) -> anyhow::Result<()> {
         ("messages received", stats.messages_received.to_string()),
         ("fills in progress", stats.flights_in_progress.to_string()),
         ("local leases held", stats.local_leases_held.to_string()),
+        (
+            "consistency checks (consistent / stale)",
+            format!(
+                "{} / {}",
+                stats.consistency_checks_consistent, stats.consistency_checks_stale
+            ),
+        ),
     ];
     for (name, value) in rows {
         summary.add_row(vec![name.to_owned(), value]);

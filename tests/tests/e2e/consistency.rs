@@ -11,8 +11,8 @@
 //! Short profile: 4 s. `GOALSTORE_CONSISTENCY_SECS` runs it longer.
 
 use crate::sidecar_cache::{
-    create, get_goal, retitle, sidecar, wait_for_subscribers, CacheSetup, Client, SHARED_WITHIN,
-    USER,
+    create, get_goal, retitle, settled_audits, sidecar, wait_for_subscribers, CacheSetup, Client,
+    SHARED_WITHIN, USER,
 };
 use anyhow::{ensure, Context};
 use goalstore_proto::v1 as pb;
@@ -245,7 +245,10 @@ async fn reads_across_two_sidecars_are_never_stale_past_the_pubsub_window() -> a
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
     let redis = RedisServer::start().await?;
-    let cache = CacheSetup::new("tiered", Some(redis.url()), "consistency");
+    let _alone = crate::timed_load().await;
+
+    // Every write audited too: the auditor must agree with the checker.
+    let cache = CacheSetup::new("tiered", Some(redis.url()), "consistency").audited();
     let t = DynamoStore::start().await?;
     let a = sidecar(&t.table_name, &t.proxy.endpoint(), &cache).await?;
     let b = sidecar(&t.table_name, &t.proxy.endpoint(), &cache).await?;
@@ -273,9 +276,14 @@ async fn reads_across_two_sidecars_are_never_stale_past_the_pubsub_window() -> a
     let writes = history.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
     let verdict = check(&writes, &reads, SHARED_WITHIN);
+    let mut audits = Vec::new();
+    for client in &clients {
+        audits.push(settled_audits(&mut client.clone()).await?);
+    }
     eprintln!(
         "consistency ({seconds} s): {} writes, {} reads ({} in listings); stale on the same instance {}, \
-         within the {SHARED_WITHIN:?} window {}, past it {}, phantom {}; worst staleness {:?}",
+         within the {SHARED_WITHIN:?} window {}, past it {}, phantom {}; worst staleness {:?}; \
+         auditor (consistent, stale) per sidecar {audits:?}",
         verdict.writes,
         verdict.reads,
         verdict.listed,
@@ -292,6 +300,12 @@ async fn reads_across_two_sidecars_are_never_stale_past_the_pubsub_window() -> a
     ensure!(
         verdict.stale_same_instance == 0 && verdict.stale_past_window == 0 && verdict.phantom == 0,
         "{verdict:?}"
+    );
+    ensure!(
+        audits
+            .iter()
+            .all(|(consistent, stale)| *consistent > 0 && *stale == 0),
+        "the auditor: {audits:?}"
     );
     Ok(())
 }

@@ -403,3 +403,71 @@ async fn a_sick_redis_adds_at_most_a_few_timeouts_to_a_write() -> anyhow::Result
     }
     Ok(())
 }
+
+/// Waits until `store`'s auditor counts (consistent, stale) satisfy `done`, and returns them.
+async fn audits(
+    store: &GoalStore,
+    done: impl Fn((u64, u64)) -> bool,
+) -> anyhow::Result<(u64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = store.stats().cache.context("a cache")?;
+        let now = (
+            stats.consistency_checks_consistent,
+            stats.consistency_checks_stale,
+        );
+        if done(now) {
+            return Ok(now);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "auditor counts (consistent, stale) still {now:?} after 5 s"
+        );
+        // The checks run on the auditor's own tasks: nothing to await from here.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// #15 deliverable 3: the consistency auditor. With every write audited, A's writes are checked
+/// in A's tiers and, over the bus, in B's local tier. While invalidation messages flow, every
+/// check is consistent; once A's invalidation messages are dropped (the fault), B keeps the
+/// pre-write goal in its local tier and its check reports it stale.
+#[tokio::test]
+async fn the_auditor_reports_stale_entries_when_invalidation_messages_are_lost(
+) -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let audited = |url: String| {
+        let mut config = tiered(url, "audited");
+        config.cache.audit_sample_rate = 1.0;
+        config
+    };
+    let t = DynamoStore::with_config(audited(redis.url())).await?;
+    let (a, b) = (t.store.clone(), t.another_store(audited(redis.url()))?);
+    a.create_goal(USER, milestone("g1")).await?;
+    wait_subscribed(&redis, "audited", 2).await?;
+    assert_eq!(title(&b, "g1").await?, "v1");
+
+    a.update_goal(USER, "g1", retitle("v2")).await?;
+    sees(&b, "g1", "v2", CROSS_INSTANCE).await?;
+    // The goal, the active list and the progress, in B's local tier.
+    let b_after = audits(&b, |(consistent, stale)| consistent + stale >= 3).await?;
+    assert_eq!(
+        b_after.1, 0,
+        "nothing stale while messages flow: {b_after:?}"
+    );
+
+    a.cache()
+        .context("a cache")?
+        .drop_invalidation_messages(true);
+    assert_eq!(title(&b, "g1").await?, "v2");
+    a.update_goal(USER, "g1", retitle("v3")).await?;
+    let b_lost = audits(&b, |(_, stale)| stale >= 1).await?;
+    assert_eq!(title(&b, "g1").await?, "v2", "B never heard of v3");
+    let a_own = a.stats().cache.context("a cache")?;
+    assert_eq!(
+        a_own.consistency_checks_stale, 0,
+        "A's own tiers were invalidated: {a_own:?}"
+    );
+    eprintln!("auditor: B while messages flowed {b_after:?}, after they were lost {b_lost:?}");
+    Ok(())
+}

@@ -26,3 +26,11 @@ mod sidecar_ops;
 mod soak;
 mod store;
 mod table;
+
+/// Held by the tests that judge timing under load (the soak, the consistency checker, the
+/// cancellation harness), so that they never run at the same time and starve each other's
+/// callers on a 2-core machine. Other tests still run beside them.
+pub(crate) async fn timed_load() -> tokio::sync::MutexGuard<'static, ()> {
+    static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TIMED.lock().await
+}

@@ -46,6 +46,9 @@ pub(crate) struct CacheSetup {
     redis: Option<String>,
     /// GOALSTORE_CACHE_NAMESPACE; unique per scenario, so it also names the scenario.
     namespace: String,
+    /// GOALSTORE_AUDIT_SAMPLE_RATE when set (the test sidecar's default is 0: audits read the
+    /// table, and most scenarios count what reaches it).
+    audit: Option<&'static str>,
 }
 
 impl CacheSetup {
@@ -54,7 +57,14 @@ impl CacheSetup {
             strategy,
             redis,
             namespace: namespace.into(),
+            audit: None,
         }
+    }
+
+    /// Every write's keys checked by the consistency auditor.
+    pub(crate) fn audited(mut self) -> Self {
+        self.audit = Some("1");
+        self
     }
 
     fn caches(&self) -> bool {
@@ -79,9 +89,33 @@ pub(crate) async fn sidecar(
     if let Some(url) = &cache.redis {
         env.push(("GOALSTORE_REDIS_URL", url.as_str()));
     }
+    if let Some(rate) = cache.audit {
+        env.push(("GOALSTORE_AUDIT_SAMPLE_RATE", rate));
+    }
     SidecarProcess::start(&env)
         .await
         .with_context(|| format!("starting a sidecar ({})", cache.namespace))
+}
+
+/// The auditor's (consistent, stale) counts of a sidecar once its running checks have ended.
+pub(crate) async fn settled_audits(c: &mut Client) -> Result<(u64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = c.stats(pb::StatsRequest {}).await?.into_inner();
+        if stats.consistency_checks_running == 0 {
+            return Ok((
+                stats.consistency_checks_consistent,
+                stats.consistency_checks_stale,
+            ));
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} audit checks still running after 10 s",
+            stats.consistency_checks_running
+        );
+        // The checks run on the sidecar's own tasks: nothing to await from here.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 // --- Calls -------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ async fn a_bounded_soak_has_no_errors_flat_memory_and_a_graceful_shutdown() -> a
         concurrency <= USERS * GOALS_PER_USER,
         "one goal to write per caller"
     );
+    let _alone = crate::timed_load().await;
 
     let redis = RedisServer::start().await?;
     let t = DynamoStore::start().await?;
@@ -146,6 +147,8 @@ async fn a_bounded_soak_has_no_errors_flat_memory_and_a_graceful_shutdown() -> a
             ("GOALSTORE_REDIS_TIMEOUT", "500ms"),
             ("GOALSTORE_SHUTDOWN_GRACE", "5s"),
             ("GOALSTORE_MAX_IN_FLIGHT", "4096"),
+            // Every write audited: the auditor must report the soak 100% consistent.
+            ("GOALSTORE_AUDIT_SAMPLE_RATE", "1"),
         ],
         true,
     )
@@ -245,6 +248,12 @@ async fn a_bounded_soak_has_no_errors_flat_memory_and_a_graceful_shutdown() -> a
         mib(growth_bound)
     );
     ensure!(!stats.degraded, "Redis stayed healthy");
+    let (consistent, stale) = crate::sidecar_cache::settled_audits(&mut clients[0]).await?;
+    eprintln!("soak: the auditor checked {consistent} entries consistent, {stale} stale");
+    ensure!(
+        consistent > 0 && stale == 0,
+        "the auditor over the soak: {consistent} consistent, {stale} stale"
+    );
 
     // Graceful shutdown under load.
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,105 @@
+//! The store's side of the consistency auditor (`cache/audit.rs`): what a cache key should hold
+//! now, read at the source, and a cached value in the same form, so the two compare byte for byte.
+//!
+//! Goals are read with a GetItem and active lists with a Query, both strongly consistent; a
+//! progress is computed from the goal and its activities read there. A progress is compared
+//! without its projected completion date, which moves with the clock, not with writes.
+//!
+//! It holds the store weakly: the store owns the cache that owns this.
+
+use super::{GoalStore, Inner};
+use crate::cache::audit::Source;
+use crate::cache::codec::{self, OwnedProgress};
+use crate::cache::keys::{CacheKey, Subject};
+use crate::error::Error;
+use crate::keys::{GoalId, UserId};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::sync::{Arc, Weak};
+
+/// The store, as the auditor's source.
+pub(super) struct StoreSource(pub(super) Weak<Inner>);
+
+impl Source for StoreSource {
+    fn compare(
+        &self,
+        key: CacheKey,
+        cached: Bytes,
+    ) -> BoxFuture<'static, Result<Option<(Bytes, Bytes)>, Error>> {
+        let inner = self.0.upgrade();
+        async move {
+            let Some(inner) = inner else {
+                return Ok(None);
+            };
+            GoalStore { inner }.compare(key, cached).await
+        }
+        .boxed()
+    }
+}
+
+impl GoalStore {
+    async fn compare(&self, key: CacheKey, cached: Bytes) -> Result<Option<(Bytes, Bytes)>, Error> {
+        let Some(cache) = &self.inner.cache else {
+            return Ok(None);
+        };
+        let Some(subject) = cache.keys().subject(&key) else {
+            return Ok(None);
+        };
+        match subject {
+            Subject::Goal { user, goal } => {
+                let Ok(cached) = (codec::GOAL.decode)(&cached) else {
+                    return Ok(None);
+                };
+                let (user, goal) = (UserId::parse(&user)?, GoalId::parse(&goal)?);
+                let current = match self.get_goal_for_write(&user, &goal).await {
+                    Ok((goal, _)) => Some(goal),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(error) => return Err(error),
+                };
+                Ok(Some((
+                    codec::encode_goal(cached.as_ref()),
+                    codec::encode_goal(current.as_ref()),
+                )))
+            }
+            Subject::ActiveGoals { user } => {
+                let Ok(cached) = (codec::GOALS.decode)(&cached) else {
+                    return Ok(None);
+                };
+                let current = self.load_active_goals(&UserId::parse(&user)?).await?;
+                Ok(Some((
+                    codec::encode_goals(&cached),
+                    codec::encode_goals(&current),
+                )))
+            }
+            Subject::Progress { goal } => {
+                let Ok(mut cached) = (codec::PROGRESS.decode)(&cached) else {
+                    return Ok(None);
+                };
+                let (owner, goal) = (UserId::parse(&cached.user_id)?, GoalId::parse(&goal)?);
+                let mut current = OwnedProgress {
+                    user_id: cached.user_id.clone(),
+                    progress: match self.compute_progress(&owner, &goal).await {
+                        Ok(progress) => progress,
+                        // The goal is gone: whatever is cached for it disagrees.
+                        Err(Error::NotFound { .. }) => {
+                            return Ok(Some((Bytes::new(), Bytes::from_static(b"gone"))))
+                        }
+                        Err(error) => return Err(error),
+                    },
+                };
+                cached.progress.projected_completion = None;
+                current.progress.projected_completion = None;
+                Ok(Some((
+                    codec::encode_progress(&cached),
+                    codec::encode_progress(&current),
+                )))
+            }
+        }
+    }
+}
+
+/// The auditor's source for the store behind `inner`.
+pub(super) fn of(inner: &Arc<Inner>) -> Arc<dyn Source> {
+    Arc::new(StoreSource(Arc::downgrade(inner)))
+}
