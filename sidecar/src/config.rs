@@ -413,12 +413,9 @@ mod tests {
             .expect("a share parses");
         assert_eq!(config.store_config().cache.audit_sample_rate, 0.25);
         for bad in ["1.5", "-0.1", "NaN", "lots"] {
-            let error = Config::load(["goalstore-sidecar", "--audit-sample-rate", bad])
-                .expect_err("refused");
-            assert!(
-                error.to_string().contains("audit-sample-rate"),
-                "{bad}: {error}"
-            );
+            let flag = format!("--audit-sample-rate={bad}");
+            let error = Config::load(["goalstore-sidecar", flag.as_str()]).expect_err("refused");
+            assert!(error.to_string().contains("not a share"), "{bad}: {error}");
         }
     }
 
