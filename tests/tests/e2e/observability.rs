@@ -35,6 +35,8 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
     (goalstore::metrics::DYNAMODB_BATCH_KEYS, &[]),
     (goalstore::metrics::REDIS_ERRORS, &[]),
     (goalstore::metrics::REDIS_DEGRADED, &[]),
+    (goalstore::metrics::CONSISTENCY_CHECKS, &["kind", "result"]),
+    (goalstore::metrics::CONSISTENCY_STALE_AGE, &["kind"]),
     (goalstore::metrics::GOALS_CREATED, &["pattern"]),
     (goalstore::metrics::ACTIVITIES_LOGGED, &["pattern"]),
     (goalstore::metrics::ACTIVE_GOALS, &["pattern"]),
