@@ -26,7 +26,8 @@
 //! - the slowest acknowledged write stays within a small multiple of the Redis timeout plus the
 //!   table's own latency (a probe times a GetItem straight to the table server every 20 ms).
 //!
-//! Short profile (the test command): 8 s of chaos. `GOALSTORE_CANCELLATION_SECS` runs longer.
+//! Short profile (the test command): 8 s of chaos, ≈2 500 calls. `GOALSTORE_CANCELLATION_SECS=70`
+//! is the long profile (≈22 000 calls).
 
 use crate::consistency::{check, Read, Write};
 use crate::faults_redis::wait_subscribed;
@@ -574,6 +575,15 @@ async fn cancelled_calls_leave_nothing_stale_stuck_or_leaked() -> anyhow::Result
     }
 
     let verdict = check(&writes, &reads, SHARED_WITHIN);
+    for (i, sidecar) in sidecars.iter().enumerate() {
+        for line in sidecar
+            .logs()?
+            .lines()
+            .filter(|l| l.contains("stale cache entry"))
+        {
+            eprintln!("sidecar {i}: {line}");
+        }
+    }
     let mut audits = Vec::new();
     for client in &clients {
         audits.push(settled_audits(&mut client.clone()).await?);
