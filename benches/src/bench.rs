@@ -120,6 +120,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     compare_with_none(&mut reports);
+    let history = match &backend {
+        Backend::Memory(options) if !args.history_sizes.is_empty() => {
+            crate::history::probe(options, &args.history_sizes).await?
+        }
+        Backend::Memory(_) => Vec::new(),
+        Backend::Dynamo { .. } => {
+            notes.push("the history probe runs on the embedded table only".into());
+            Vec::new()
+        }
+    };
 
     let run = RunReport {
         machine: Machine::detect(),
@@ -136,6 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         redis: redis.describe(),
         notes,
         strategies: reports,
+        history,
     };
     drop(redis);
     crate::report::print(&run)?;
@@ -173,6 +184,14 @@ fn settings(args: &Args) -> BTreeMap<String, String> {
     set("concurrency", args.concurrency.to_string());
     set("batch_max", args.batch_max.to_string());
     set("seed", args.seed.to_string());
+    set(
+        "history_sizes",
+        args.history_sizes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     set(
         "local_capacity_bytes",
         args.local_capacity_bytes.to_string(),
@@ -488,7 +507,7 @@ fn belady_report(
 
 /// Makes the store connect to Redis before the clock starts; for `tiered`, waits until its
 /// invalidation subscription is up (a tiered store drops its local tier when it first
-/// subscribes, which would otherwise happen in the middle of the replay).
+/// subscribes, which would otherwise happen in the middle of the replay; that drop is the sign).
 async fn warm_up(store: &GoalStore, strategy: Strategy) {
     let event = Event {
         user_id: "bench-warm-up".into(),
@@ -500,7 +519,8 @@ async fn warm_up(store: &GoalStore, strategy: Strategy) {
         let _ = store.apply_events(std::slice::from_ref(&event)).await;
         let cache = store.stats().cache;
         let ready = match strategy {
-            Strategy::Tiered => cache.is_some_and(|c| c.messages_received > 0),
+            // Its first subscription drops the local tier: once that happened, it is up.
+            Strategy::Tiered => cache.is_some_and(|c| c.local_purges > 0 && !c.degraded),
             _ => cache.is_some_and(|c| !c.degraded),
         };
         if ready || Instant::now() > deadline {
@@ -536,6 +556,8 @@ mod tests {
             "40000",
             "--external-rate",
             "0.05",
+            "--history-sizes",
+            "10,200",
             "--json",
             json.to_str().context("utf-8 path")?,
         ])?;
@@ -572,6 +594,22 @@ mod tests {
         assert!(optimum + 1e-9 >= belady["lru_hit_ratio"].as_f64().context("lru")?);
         assert!(achieved > 0.0 && optimum > 0.0);
         assert!(local["reduction_vs_none"]["read_op_requests_pct"].as_f64() > Some(0.0));
+        let history = report["history"].as_array().context("history")?;
+        let sizes: Vec<u64> = history
+            .iter()
+            .filter_map(|p| p["activities"].as_u64())
+            .collect();
+        assert_eq!(sizes, [10, 200]);
+        for point in history {
+            for call in ["progress_miss", "log_activity"] {
+                assert!(point[call]["requests"].as_u64() > Some(0), "{point}");
+                assert!(point[call]["read_units"].as_f64() > Some(0.0), "{point}");
+            }
+            assert!(
+                point["log_activity"]["write_units"].as_f64() > Some(0.0),
+                "{point}"
+            );
+        }
         Ok(())
     }
 }

@@ -98,6 +98,11 @@ pub struct Args {
     #[arg(long, default_value = "20us", value_parser = humantime::parse_duration)]
     pub table_latency_per_item: Duration,
 
+    /// History sizes (activities of one goal) at which the history probe measures a progress miss
+    /// and a logged activity, on the embedded table; empty (`--history-sizes ''`) skips it.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,30000")]
+    pub history_sizes: Vec<u32>,
+
     /// Strongly consistent reads (`false` halves read units).
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub consistent_reads: bool,

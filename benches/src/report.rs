@@ -29,6 +29,8 @@ pub struct RunReport {
     /// Strategies skipped and other remarks.
     pub notes: Vec<String>,
     pub strategies: Vec<StrategyReport>,
+    /// The history probe: a progress miss and a logged activity as a goal's history grows.
+    pub history: Vec<crate::history::HistoryPoint>,
 }
 
 /// Where a run ran.
@@ -398,10 +400,45 @@ pub fn print(report: &RunReport) -> std::io::Result<()> {
             writeln!(out, "error ({}): {example}", strategy.strategy)?;
         }
     }
+    if !report.history.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "history probe (local; one recurring daily goal):")?;
+        writeln!(out, "{}", history_table(&report.history))?;
+    }
     for note in &report.notes {
         writeln!(out, "note: {note}")?;
     }
     Ok(())
+}
+
+/// The history probe as a table: one row per size.
+fn history_table(points: &[crate::history::HistoryPoint]) -> Table {
+    let mut table = Table::new();
+    table.load_style(ASCII_MARKDOWN);
+    table.set_header(vec![
+        "activities",
+        "progress miss ms",
+        "requests",
+        "read units",
+        "log_activity ms",
+        "requests",
+        "read units",
+        "write units",
+    ]);
+    for point in points {
+        let (p, l) = (&point.progress_miss, &point.log_activity);
+        table.add_row(vec![
+            Cell::new(point.activities).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", p.ms)).set_alignment(CellAlignment::Right),
+            Cell::new(p.requests).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", p.read_units)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", l.ms)).set_alignment(CellAlignment::Right),
+            Cell::new(l.requests).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", l.read_units)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", l.write_units)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    table
 }
 
 /// Writes `report` as pretty JSON to `path`.

@@ -53,6 +53,12 @@ pub fn seeded_goal(spec: &GoalSpec, ids: &Ids, now: DateTime<Utc>) -> (Goal, Vec
             }
         })
         .collect();
+    // As goalstore itself writes them (no NULL unit, timezone or attachments), or the first
+    // progress recompute of each goal would rewrite every one of them.
+    let mut activities = activities;
+    for activity in &mut activities {
+        goalstore::validate::readable_activity(activity, target.unit.as_deref());
+    }
     let updated = activities
         .last()
         .map_or_else(|| Timestamp::from_instant(created), |a| a.logged_at.clone());

@@ -1,0 +1,128 @@
+//! The history probe: what logging one activity and one progress miss cost as a goal's history
+//! grows. A daily habit kept for years has tens of thousands of activities; the cost of either
+//! call must not grow with them (#16).
+//!
+//! For each size, a fresh embedded table (the run's latency model) holds one recurring daily goal
+//! with that many past activities, loaded directly (no latency, no accounting). A store with the
+//! `local` strategy then makes a progress miss (a cold `get_progress`) and logs one activity; each
+//! is measured alone: wall time, DynamoDB requests, read and write units.
+//!
+//! It reads no trace and checks nothing: the replayer's stale-read checks cover correctness.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use goalstore::item::{activity_to_item, goal_to_item};
+use goalstore::table::{MemoryTable, MemoryTableOptions, Table as _, TableUsage};
+use goalstore::{CacheConfig, GoalPattern, GoalStore, NewActivity, StoreConfig, Strategy};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::seed::seeded_goal;
+use crate::table::usage_delta;
+use crate::truth::Ids;
+use crate::workload::{GoalSpec, SeedActivity};
+
+/// Seconds between two past activities: 30 000 of them span about 7 years.
+const SPACING_SECONDS: i64 = 2 * 3600;
+
+/// What one call cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CallCost {
+    pub ms: f64,
+    pub requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+/// The two calls at one history size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    pub activities: u32,
+    pub progress_miss: CallCost,
+    pub log_activity: CallCost,
+}
+
+fn cost(before: &TableUsage, after: &TableUsage, started: Instant) -> CallCost {
+    let delta = usage_delta(before, after);
+    CallCost {
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+        requests: delta.get_item
+            + delta.batch_get_item
+            + delta.query
+            + delta.put_item
+            + delta.transact_write_items,
+        read_units: delta.read_units,
+        write_units: delta.write_units,
+    }
+}
+
+/// Runs the probe at each of `sizes` over tables made with `options`.
+pub async fn probe(
+    options: &MemoryTableOptions,
+    sizes: &[u32],
+) -> anyhow::Result<Vec<HistoryPoint>> {
+    let mut points = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        points.push(
+            probe_one(options, size)
+                .await
+                .with_context(|| format!("the history probe at {size} activities"))?,
+        );
+    }
+    Ok(points)
+}
+
+async fn probe_one(options: &MemoryTableOptions, size: u32) -> anyhow::Result<HistoryPoint> {
+    let ids = Ids::new("h");
+    let spec = GoalSpec {
+        index: 0,
+        user: 0,
+        pattern: GoalPattern::Recurring,
+        title: "a daily habit".into(),
+        paused: false,
+        seeded: true,
+        created_seconds_ago: i64::from(size + 1) * SPACING_SECONDS,
+        activities: (0..size)
+            .map(|n| SeedActivity {
+                seconds_ago: i64::from(size - n) * SPACING_SECONDS,
+                value: 10.0 + f64::from(n % 7),
+            })
+            .collect(),
+    };
+    let (goal, activities) = seeded_goal(&spec, &ids, Utc::now());
+    let table = Arc::new(MemoryTable::new(options.clone()));
+    for activity in &activities {
+        table.insert(activity_to_item(activity)?)?;
+    }
+    table.insert(goal_to_item(&goal)?)?;
+    let store = GoalStore::new(
+        table.clone(),
+        StoreConfig {
+            cache: CacheConfig {
+                strategy: Strategy::Local,
+                ..CacheConfig::default()
+            },
+            ..StoreConfig::default()
+        },
+    )?;
+    let (user, goal_id) = (ids.user(0), ids.goal(0));
+
+    let before = table.usage();
+    let started = Instant::now();
+    store.get_progress(&user, &goal_id).await?;
+    let progress_miss = cost(&before, &table.usage(), started);
+
+    let before = table.usage();
+    let started = Instant::now();
+    let mut activity = NewActivity::new(15.0);
+    activity.unit = goal.target.unit.clone();
+    store.log_activity(&user, &goal_id, activity).await?;
+    let log_activity = cost(&before, &table.usage(), started);
+
+    Ok(HistoryPoint {
+        activities: size,
+        progress_miss,
+        log_activity,
+    })
+}
