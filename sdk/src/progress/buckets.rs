@@ -8,6 +8,7 @@
 //! This file does not decide what a bucket's total means (achieved, over the limit): that is
 //! [`super::patterns`].
 
+use super::sum::ExactSum;
 use super::Read;
 use crate::model::Period;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -19,7 +20,8 @@ pub(crate) struct Bucket {
     pub label: String,
     /// Upstream's bucket `date`: the last instant of the walk that fell inside this label.
     pub date: DateTime<Utc>,
-    /// The sum of the values of the `progress` activities whose activity_date has this label.
+    /// The exact sum of the values of the `progress` activities whose activity_date has this
+    /// label.
     pub total: f64,
 }
 
@@ -41,7 +43,29 @@ pub(crate) fn label(period: Option<Period>, day: NaiveDate) -> String {
 }
 
 /// The window ending at `now`, one bucket per label in chronological order, with the totals of
-/// the `progress` activities of `read` added in read order.
+/// the `progress` activities of `read` (exact sums: see [`super::sum`]).
+pub(crate) fn window(period: Option<Period>, read: &[Read], now: DateTime<Utc>) -> Vec<Bucket> {
+    let mut buckets = walk(period, now);
+    let index: HashMap<String, usize> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.label.clone(), i))
+        .collect();
+    let mut sums = vec![ExactSum::default(); buckets.len()];
+    for activity in read.iter().filter(|a| a.is_progress()) {
+        if let Some(&i) = index.get(&label(period, activity.at.date_naive())) {
+            if let Some(sum) = sums.get_mut(i) {
+                sum.add(activity.value);
+            }
+        }
+    }
+    for (bucket, sum) in buckets.iter_mut().zip(sums) {
+        bucket.total = sum.value();
+    }
+    buckets
+}
+
+/// The buckets of the window ending at `now`, totals at 0:
 ///
 /// | period | start | step |
 /// |---|---|---|
@@ -53,7 +77,7 @@ pub(crate) fn label(period: Option<Period>, day: NaiveDate) -> String {
 /// The walk visits every instant from the start up to and including `now`; a label seen again
 /// keeps its place and takes the later instant as its `date` (a Python dict assignment). When the
 /// start is out of chrono's range the window is empty.
-pub(crate) fn window(period: Option<Period>, read: &[Read], now: DateTime<Utc>) -> Vec<Bucket> {
+pub(crate) fn walk(period: Option<Period>, now: DateTime<Utc>) -> Vec<Bucket> {
     let back = match period {
         Some(Period::Day) => Duration::days(30),
         Some(Period::Week) => Duration::weeks(12),
@@ -80,13 +104,6 @@ pub(crate) fn window(period: Option<Period>, read: &[Read], now: DateTime<Utc>) 
             }
         }
         current = step(period, at);
-    }
-    for activity in read.iter().filter(|a| a.is_progress()) {
-        if let Some(&i) = index.get(&label(period, activity.at.date_naive())) {
-            if let Some(bucket) = buckets.get_mut(i) {
-                bucket.total += activity.value;
-            }
-        }
     }
     buckets
 }

@@ -19,6 +19,8 @@
 mod buckets;
 mod patterns;
 mod report;
+mod state;
+mod sum;
 mod trend;
 
 #[cfg(test)]
@@ -26,6 +28,8 @@ mod tests;
 
 pub use buckets::period_label;
 pub use report::{report, Insights, ParsePeriodError, Report, ReportPeriod, Statistics};
+pub use state::ProgressState;
+pub use sum::ExactSum;
 
 use crate::model::{Activity, ActivityType, Goal, GoalPattern, Progress};
 use chrono::{DateTime, Utc};

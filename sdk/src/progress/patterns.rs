@@ -10,10 +10,11 @@
 //! window ([`super::buckets`]) nor the slope ([`super::trend`]).
 
 use super::buckets::{self, Bucket};
+use super::sum::ExactSum;
 use super::trend::slope_trend;
 use super::{cap_100, finite, target_value, Read};
 use crate::model::{Goal, PeriodRecord, Progress, Timestamp, Trend};
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 /// Fields every calculator starts from: upstream's model defaults, with the optional-but-required
 /// ones set.
@@ -44,9 +45,19 @@ fn history(buckets: &[Bucket], achieved: impl Fn(f64) -> bool) -> Vec<PeriodReco
 
 /// Recurring: a bucket is achieved when its total ≥ target.value; percent = success rate.
 pub(crate) fn recurring(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress {
+    let window = buckets::window(goal.target.period, read, now);
+    recurring_of(goal, &window, first_read_date(read), now)
+}
+
+/// [`recurring`] from the window's buckets and the first-read activity's date.
+pub(crate) fn recurring_of(
+    goal: &Goal,
+    buckets: &[Bucket],
+    last_activity_date: Option<Timestamp>,
+    now: DateTime<Utc>,
+) -> Progress {
     let period = goal.target.period;
     let value = target_value(goal);
-    let buckets = buckets::window(period, read, now);
     let achieved = |total: f64| total >= value;
     let successful = buckets.iter().filter(|b| achieved(b.total)).count();
     let success_rate = if buckets.is_empty() {
@@ -59,11 +70,11 @@ pub(crate) fn recurring(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progr
         .iter()
         .find(|b| b.label == current)
         .map_or(0.0, |b| b.total);
-    let period_history = history(&buckets, achieved);
+    let period_history = history(buckets, achieved);
     let values: Vec<f64> = buckets.iter().map(|b| b.total).collect();
     Progress {
         percent_complete: success_rate,
-        last_activity_date: first_read_date(read),
+        last_activity_date,
         current_period_value: Some(current_period_value),
         period_history,
         success_rate: Some(success_rate),
@@ -74,8 +85,17 @@ pub(crate) fn recurring(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progr
 
 /// Limit: a bucket is over when its total > target.value (strict); percent = success rate.
 pub(crate) fn limit(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress {
+    let window = buckets::window(goal.target.period, read, now);
+    limit_of(goal, &window, first_read_date(read))
+}
+
+/// [`limit`] from the window's buckets and the first-read activity's date.
+pub(crate) fn limit_of(
+    goal: &Goal,
+    buckets: &[Bucket],
+    last_activity_date: Option<Timestamp>,
+) -> Progress {
     let value = target_value(goal);
-    let buckets = buckets::window(goal.target.period, read, now);
     let over = |total: f64| total > value;
     let days_over = buckets.iter().filter(|b| over(b.total)).count();
     let sum = buckets.iter().fold(0.0, |sum, b| sum + b.total);
@@ -88,8 +108,8 @@ pub(crate) fn limit(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress 
     let values: Vec<f64> = buckets.iter().map(|b| b.total).collect();
     Progress {
         percent_complete: success_rate,
-        last_activity_date: first_read_date(read),
-        period_history: history(&buckets, |total| !over(total)),
+        last_activity_date,
+        period_history: history(buckets, |total| !over(total)),
         average_value: Some(average),
         days_over_limit: Some(u32::try_from(days_over).unwrap_or(u32::MAX)),
         success_rate: Some(success_rate),
@@ -101,11 +121,38 @@ pub(crate) fn limit(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress 
 /// Milestone: the running total of `progress` values toward target.value, with a projection
 /// (upstream crashes before it, B3).
 pub(crate) fn milestone(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress {
-    let value = target_value(goal);
-    let total = read
-        .iter()
+    let mut exact = ExactSum::default();
+    read.iter()
         .filter(|a| a.is_progress())
-        .fold(0.0, |sum, a| sum + a.value);
+        .for_each(|a| exact.add(a.value));
+    let summary = Summary {
+        count: read.len(),
+        earliest: read.iter().map(|a| a.at).min(),
+        last_activity_date: first_read_date(read),
+        trend: value_trend(read),
+    };
+    milestone_of(goal, exact.value(), &summary, now)
+}
+
+/// What the milestone and target calculators read of the history beside their totals.
+pub(crate) struct Summary {
+    /// Activities read (any type).
+    pub count: usize,
+    /// The earliest activity_date (any type).
+    pub earliest: Option<DateTime<Utc>>,
+    pub last_activity_date: Option<Timestamp>,
+    /// T2 over every activity.
+    pub trend: Trend,
+}
+
+/// [`milestone`] from the exact total of `progress` values and the rest of the history.
+pub(crate) fn milestone_of(
+    goal: &Goal,
+    total: f64,
+    summary: &Summary,
+    now: DateTime<Utc>,
+) -> Progress {
+    let value = target_value(goal);
     let percent = if value > 0.0 {
         cap_100(total / value * 100.0)
     } else {
@@ -114,31 +161,38 @@ pub(crate) fn milestone(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progr
     let remaining = (value - total).max(0.0);
     Progress {
         percent_complete: percent,
-        last_activity_date: first_read_date(read),
+        last_activity_date: summary.last_activity_date.clone(),
         total_accumulated: Some(total),
         remaining_to_goal: Some(remaining),
-        projected_completion: projected_completion(read, total, remaining, now)
-            .map(Timestamp::from_instant),
-        trend: Some(value_trend(read)),
+        projected_completion: projected_completion(
+            summary.count,
+            summary.earliest,
+            total,
+            remaining,
+            now,
+        )
+        .map(Timestamp::from_instant),
+        trend: Some(summary.trend),
         ..defaults()
     }
 }
 
 /// What utils.py's milestone projection computes, had it not crashed (B3): with at least 2
-/// activities read (any type), the whole days since the earliest activity_date (any type); if
-/// more than 0, rate = total / days; if the rate is above 0, `now + remaining / rate` days.
-/// A goal already reached projects to `now`. `None` otherwise, and when the instant is past
-/// year 9999 (Python cannot represent it either).
+/// activities read (`count`, any type), the whole days since the earliest activity_date
+/// (`earliest`, any type); if more than 0, rate = total / days; if the rate is above 0,
+/// `now + remaining / rate` days. A goal already reached projects to `now`. `None` otherwise,
+/// and when the instant is past year 9999 (Python cannot represent it either).
 pub(crate) fn projected_completion(
-    read: &[Read],
+    count: usize,
+    earliest: Option<DateTime<Utc>>,
     total: f64,
     remaining: f64,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    if read.len() < 2 {
+    if count < 2 {
         return None;
     }
-    let first = read.iter().map(|a| a.at).min()?;
+    let first = earliest?;
     // timedelta.days floors; only positive spans matter, where truncation agrees.
     let days = now.signed_duration_since(first).num_days();
     if days <= 0 {
@@ -168,7 +222,7 @@ fn add_days(at: DateTime<Utc>, days: f64) -> Option<DateTime<Utc>> {
 }
 
 /// T2: every activity's value, by activity_date ascending (ties keep read order).
-fn value_trend(read: &[Read]) -> Trend {
+pub(crate) fn value_trend(read: &[Read]) -> Trend {
     let mut by_date: Vec<&Read> = read.iter().collect();
     by_date.sort_by_key(|a| a.at);
     let values: Vec<f64> = by_date.iter().map(|a| a.value).collect();
@@ -178,11 +232,6 @@ fn value_trend(read: &[Read]) -> Trend {
 /// Target: from start_value toward target.value with the latest `progress` value; the direction
 /// is ignored (distances are absolute). A null or 0 start_value leaves every field at its default.
 pub(crate) fn target(goal: &Goal, read: &[Read]) -> Progress {
-    let start = goal.target.start_value.map_or(0.0, finite);
-    if start == 0.0 {
-        return defaults();
-    }
-    let value = target_value(goal);
     // The greatest activity_date; ties go to the first in read order.
     let latest =
         read.iter()
@@ -191,7 +240,21 @@ pub(crate) fn target(goal: &Goal, read: &[Read]) -> Progress {
                 Some(b) if a.at <= b.at => Some(b),
                 _ => Some(a),
             });
-    let current = latest.map_or(start, |a| a.value);
+    target_of(goal, latest.map(|a| (a.at, a.value)), value_trend(read))
+}
+
+/// [`target`] from the latest `progress` activity (date, value) and T2.
+pub(crate) fn target_of(
+    goal: &Goal,
+    latest: Option<(DateTime<Utc>, f64)>,
+    trend: Trend,
+) -> Progress {
+    let start = goal.target.start_value.map_or(0.0, finite);
+    if start == 0.0 {
+        return defaults();
+    }
+    let value = target_value(goal);
+    let current = latest.map_or(start, |(_, value)| value);
     let need = (value - start).abs();
     let done = (current - start).abs();
     let percent = if need > 0.0 {
@@ -203,8 +266,8 @@ pub(crate) fn target(goal: &Goal, read: &[Read]) -> Progress {
     };
     Progress {
         percent_complete: percent,
-        last_activity_date: latest.map(|a| Timestamp::from_instant(a.at)),
-        trend: Some(value_trend(read)),
+        last_activity_date: latest.map(|(at, _)| Timestamp::from_instant(at)),
+        trend: Some(trend),
         ..defaults()
     }
 }
@@ -212,43 +275,49 @@ pub(crate) fn target(goal: &Goal, read: &[Read]) -> Progress {
 /// Streak: consecutive UTC days with a `progress` activity, broken when today is more than a day
 /// after the last one. target.period is ignored.
 pub(crate) fn streak(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress {
-    // int(): truncation; the cast saturates (negative and NaN give 0).
-    let target_streak = target_value(goal).trunc() as u32;
-    if read.is_empty() {
-        return Progress {
-            target_streak: Some(target_streak),
-            ..defaults()
-        };
-    }
     let mut by_date: Vec<&Read> = read.iter().collect();
     by_date.sort_by_key(|a| a.at);
-    let (mut current, mut longest) = (0u32, 0u32);
-    let mut last = None;
+    let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
     for day in by_date
         .iter()
         .filter(|a| a.is_progress())
         .map(|a| a.at.date_naive())
     {
-        match last {
-            None => current = 1,
-            Some(previous) => match day.signed_duration_since(previous).num_days() {
-                1 => current = current.saturating_add(1),
-                gap if gap > 1 => {
-                    longest = longest.max(current);
-                    current = 1;
-                }
-                _ => {}
-            },
-        }
-        last = Some(day);
-    }
-    if let Some(last) = last {
-        if now.date_naive().signed_duration_since(last).num_days() > 1 {
-            longest = longest.max(current);
-            current = 0;
+        match runs.last_mut() {
+            Some((_, last)) if day.signed_duration_since(*last).num_days() <= 1 => *last = day,
+            _ => runs.push((day, day)),
         }
     }
-    longest = longest.max(current);
+    let last_by_date = by_date.last().map(|a| a.at);
+    streak_of(goal, !read.is_empty(), &runs, last_by_date, now)
+}
+
+/// [`streak`] from the runs of consecutive days with a `progress` activity (sorted), whether any
+/// activity was read, and the greatest activity_date (any type).
+pub(crate) fn streak_of(
+    goal: &Goal,
+    any: bool,
+    runs: &[(NaiveDate, NaiveDate)],
+    last_by_date: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Progress {
+    // int(): truncation; the cast saturates (negative and NaN give 0).
+    let target_streak = target_value(goal).trunc() as u32;
+    if !any {
+        return Progress {
+            target_streak: Some(target_streak),
+            ..defaults()
+        };
+    }
+    let length = |(first, last): &(NaiveDate, NaiveDate)| {
+        u32::try_from(last.signed_duration_since(*first).num_days() + 1).unwrap_or(u32::MAX)
+    };
+    // Every run ends a streak; the last is the current one unless today is past the day after.
+    let longest = runs.iter().map(length).max().unwrap_or(0);
+    let current = match runs.last() {
+        Some(run) if now.date_naive().signed_duration_since(run.1).num_days() <= 1 => length(run),
+        _ => 0,
+    };
     let percent = if target_streak > 0 {
         cap_100(f64::from(current) / f64::from(target_streak) * 100.0)
     } else {
@@ -256,7 +325,7 @@ pub(crate) fn streak(goal: &Goal, read: &[Read], now: DateTime<Utc>) -> Progress
     };
     Progress {
         percent_complete: percent,
-        last_activity_date: by_date.last().map(|a| Timestamp::from_instant(a.at)),
+        last_activity_date: last_by_date.map(Timestamp::from_instant),
         current_streak: current,
         longest_streak: longest,
         target_streak: Some(target_streak),

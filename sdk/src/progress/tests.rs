@@ -476,11 +476,15 @@ fn projection_rounds_to_microseconds_and_refuses_absurd_spans() {
     let now = at("2025-01-04T00:00:00Z");
     let read = read_order(&acts(&[("2025-01-01", 5.0, P), ("2025-01-02", 5.0, P)]));
     assert_eq!(
-        projected_completion(&read, 10.0, 1.0, now),
+        projected_completion(read.len(), read.iter().map(|a| a.at).min(), 10.0, 1.0, now),
         Some(at("2025-01-04T07:12:00Z"))
     );
     // A rate so small that the date passes year 9999: none.
-    assert_eq!(projected_completion(&read, 1e-12, 1e6, now), None);
+    let earliest = read.iter().map(|a| a.at).min();
+    assert_eq!(
+        projected_completion(read.len(), earliest, 1e-12, 1e6, now),
+        None
+    );
 }
 
 // ---------------------------------------------------------------------------------------- target
@@ -1202,4 +1206,182 @@ fn window_is_empty_when_its_start_is_out_of_range() {
         window(Some(Period::Day), &read, at("2025-03-10T00:00:00Z")).len(),
         31
     );
+}
+
+#[test]
+fn totals_are_exact_sums_docs_compatibility_10() {
+    // Logged 0.1, 0.6, 0.3 today; upstream reads 0.3, 0.6, 0.1 and adds to 0.9999999999999999.
+    let now = at("2025-03-10T15:30:00Z");
+    let g = goal(GoalPattern::Recurring, target(1.0, Some(Period::Day)));
+    let p = compute(
+        &g,
+        &acts(&[
+            ("2025-03-10", 0.1, P),
+            ("2025-03-10", 0.6, P),
+            ("2025-03-10", 0.3, P),
+        ]),
+        now,
+    );
+    assert_eq!(p.current_period_value, Some(1.0));
+    assert!(p.period_history.last().is_some_and(|r| r.achieved));
+}
+
+// ------------------------------------------------------------------------------ bounded progress
+
+mod bounded {
+    //! #16: the bounded state, kept up to date one logged activity at a time (pruned as of each
+    //! log's day), answers exactly what the full recomputation from every activity answers, field
+    //! by field, for all five patterns and every period: random histories with backdated
+    //! activities (up to ~2.5 years back, and a few days ahead), same-microsecond logs, every
+    //! activity type, and values whose floating-point sums depend on their order.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One logged activity: days before (or after) the log, seconds into that day, value, type,
+    /// and whether it was logged in the same microsecond as the one before.
+    type Entry = (i64, i64, f64, u8, bool);
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (0i32..40).prop_map(f64::from),
+            (0i32..1000).prop_map(|n| f64::from(n) * 0.1),
+            -50.0f64..500.0,
+            Just(1e16),
+            Just(-1e16),
+        ]
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<Entry>> {
+        prop::collection::vec(
+            (
+                prop_oneof![0i64..3, 0i64..40, -3i64..900],
+                0i64..86_400,
+                value(),
+                0u8..10,
+                prop::bool::weighted(0.1),
+            ),
+            0..60,
+        )
+    }
+
+    fn kind(n: u8) -> ActivityType {
+        match n {
+            0 => Completed,
+            1 => Skipped,
+            2 => Partial,
+            _ => P,
+        }
+    }
+
+    /// The activities, logged in order from `start`, 5 hours apart (or in the same microsecond).
+    fn history(start: DateTime<Utc>, entries: &[Entry]) -> Vec<Activity> {
+        let mut logged = start;
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, (days_back, second, value, type_, same))| {
+                if !same {
+                    logged += chrono::Duration::hours(5);
+                }
+                let date = logged
+                    .date_naive()
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    - chrono::Duration::days(*days_back)
+                    + chrono::Duration::seconds(*second);
+                let mut a = activity(
+                    &format!("a{i:03}"),
+                    "2026-01-01",
+                    *value,
+                    kind(*type_),
+                    "2026-01-01",
+                );
+                a.activity_date = Timestamp::from_instant(date);
+                a.logged_at = Timestamp::from_instant(logged);
+                a
+            })
+            .collect()
+    }
+
+    /// The labels that reach back furthest: a week labelled with its calendar year (2025-12-29
+    /// is `2025-W01`, as are 2025-01-01..05, 15 months before a window of March 2026) and a year
+    /// label whose window starts on the last day of the year before (all of that year counts).
+    #[test]
+    fn the_labels_that_reach_back_furthest_are_kept() {
+        let cases = [
+            (Period::Week, "2025-01-02", "2026-03-23T12:00:00Z"),
+            (Period::Year, "2025-01-15", "2026-12-31T12:00:00Z"),
+            (Period::Quarter, "2025-07-02", "2026-09-29T12:00:00Z"),
+        ];
+        for (period, backdated, now) in cases {
+            let now = at(now);
+            let logged = Timestamp::from_instant(now - chrono::Duration::hours(1));
+            let mut a = activity("a1", backdated, 5.0, P, "2026-01-01");
+            a.logged_at = logged.clone();
+            let mut b = activity("a2", "2026-01-01", 1.0, P, "2026-01-01");
+            b.logged_at = logged;
+            let activities = vec![a, b];
+            let mut state = ProgressState::default();
+            for activity in &activities {
+                state.prune(now.date_naive());
+                state.add(activity);
+            }
+            let g = goal(GoalPattern::Recurring, target(3.0, Some(period)));
+            let full = compute(&g, &activities, now);
+            assert!(
+                full.period_history.iter().any(|r| r.value >= 5.0),
+                "{period:?}: the backdated activity is in the window: {:?}",
+                full.period_history
+            );
+            assert_eq!(state.progress(&g, now), full, "{period:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn the_bounded_state_equals_a_full_recomputation(
+            entries in entries(),
+            start_day in 0i64..800,
+            later in 0i64..4,
+            value in 1.0f64..200.0,
+            start_value in prop_oneof![Just(0.0), -20.0f64..300.0],
+        ) {
+            let start = at("2024-06-01T07:00:00Z") + chrono::Duration::days(start_day);
+            let activities = history(start, &entries);
+            let mut state = ProgressState::default();
+            for activity in &activities {
+                state.add(activity);
+                if let Some(logged) = activity.logged_at.instant() {
+                    state.prune(logged.date_naive());
+                }
+            }
+            let last = activities
+                .last()
+                .and_then(|a| a.logged_at.instant())
+                .unwrap_or(start);
+            let now = last + chrono::Duration::days(later) + chrono::Duration::minutes(7);
+            let rebuilt = ProgressState::of(&activities, last.date_naive());
+            for &pattern in GoalPattern::ALL {
+                for period in [
+                    None,
+                    Some(Period::Day),
+                    Some(Period::Week),
+                    Some(Period::Month),
+                    Some(Period::Quarter),
+                    Some(Period::Year),
+                ] {
+                    let mut t = target(value, period);
+                    t.start_value = Some(start_value);
+                    let g = goal(pattern, t);
+                    let full = compute(&g, &activities, now);
+                    prop_assert_eq!(&state.progress(&g, now), &full, "{} {:?}", pattern, period);
+                    prop_assert_eq!(&rebuilt.progress(&g, now), &full, "rebuilt: {} {:?}", pattern, period);
+                }
+            }
+        }
+    }
 }
