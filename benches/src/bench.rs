@@ -573,6 +573,7 @@ mod tests {
             assert_eq!(strategy["ops"], 1500, "{strategy}");
             assert_eq!(strategy["warmup_ops"], 300);
             assert_eq!(strategy["errors"], 0, "{}", strategy["error_examples"]);
+            assert_eq!(strategy["stale_reads"], 0, "{}", strategy["stale_examples"]);
             let by_op: u64 = strategy["latency_by_op"]
                 .as_object()
                 .context("latency_by_op")?

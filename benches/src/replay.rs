@@ -398,7 +398,10 @@ impl Shared {
                 let mut truth = self.truth.goal(*goal);
                 truth.exists = true;
                 truth.status = created.status;
-                truth.progress = created.progress;
+                // A new goal stores the defaults (as the existing handlers' create does); what a
+                // progress read answers is the progress of no activity, e.g. a limit goal's
+                // average of 0 over its empty window.
+                truth.progress = goalstore::progress::compute(&created, &[], chrono::Utc::now());
                 None
             }
             Op::Update { user, goal, change } => {
