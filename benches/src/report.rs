@@ -223,6 +223,17 @@ fn count(value: u64) -> String {
     value.to_string()
 }
 
+impl StrategyReport {
+    /// Table requests (reads and writes) an operation of `kind` made, on average, over the
+    /// measured operations; only requests its own task made (a write's reads go to the table
+    /// directly, not through the batch loader, so they are all counted).
+    pub fn requests_per_op(&self, kind: OpKind) -> Option<f64> {
+        let ops = self.latency_by_op.get(&kind)?.count;
+        let usage = self.requests_by.get(&kind.to_string())?;
+        (ops > 0).then(|| (usage.read_requests + usage.write_requests) as f64 / ops as f64)
+    }
+}
+
 /// The side-by-side table of `reports`.
 pub fn table(reports: &[StrategyReport]) -> Table {
     let mut table = Table::new();
@@ -313,6 +324,24 @@ pub fn table(reports: &[StrategyReport]) -> Table {
     row("DynamoDB write requests", &|r| {
         count(r.table.write_requests)
     });
+    row(
+        "requests per write op (log / create / update / archive)",
+        &|r| {
+            [
+                OpKind::LogActivity,
+                OpKind::Create,
+                OpKind::Update,
+                OpKind::Archive,
+            ]
+            .into_iter()
+            .map(|kind| {
+                r.requests_per_op(kind)
+                    .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}"))
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+        },
+    );
     row("stale reads (warm-up included)", &|r| count(r.stale_reads));
     row("cache fills (refused)", &|r| {
         r.cache.as_ref().map_or_else(String::new, |c| {
