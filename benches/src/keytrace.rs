@@ -28,6 +28,9 @@ pub enum Touch {
     Access { key: CacheKey, value_bytes: usize },
     /// Wrote the value through (no lookup).
     Put { key: CacheKey, value_bytes: usize },
+    /// Wrote a new version of `key` through whose size the replayer does not see (the goal a
+    /// logged activity rewrote): weighs what the key last weighed.
+    PutAgain { key: CacheKey },
     /// Made `key` stale.
     Invalidate { key: CacheKey },
 }
@@ -97,6 +100,16 @@ impl KeyTrace {
                     let size = Self::weight(&key, value_bytes);
                     self.sizes[id as usize] = self.sizes[id as usize].max(size);
                     self.events.push(Event::Access {
+                        key: id,
+                        size,
+                        at,
+                        ttl: self.ttl(key.kind),
+                    });
+                }
+                Touch::PutAgain { key } => {
+                    let id = self.intern(&key);
+                    let size = self.sizes[id as usize].max(Self::weight(&key, 0));
+                    self.events.push(Event::Put {
                         key: id,
                         size,
                         at,

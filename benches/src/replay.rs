@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use goalstore::cache::codec::{self, OwnedProgress};
 use goalstore::cache::keys::{CacheKey, KeySpace};
-use goalstore::events::stale_keys;
+use goalstore::events::{stale_keys, written_keys};
 use goalstore::keys::{goal_key, GoalId, UserId};
 use goalstore::table::{Condition, Table};
 use goalstore::{
@@ -285,6 +285,33 @@ impl Shared {
             .collect()
     }
 
+    /// What a write of `event` did to the cache: the keys it wrote through (`values`: the
+    /// encoded sizes, in order; `None` for a size the replayer does not see) and the ones it
+    /// dropped (see `goalstore::events::written_keys`).
+    fn written(
+        &self,
+        user: u32,
+        goal: u32,
+        event: &EventKind,
+        values: &[Option<usize>],
+    ) -> Vec<Touch> {
+        let (through, stale) = written_keys(&self.keys, &self.user(user), &self.goal(goal), event);
+        let mut touches: Vec<Touch> = stale
+            .into_iter()
+            .map(|key| Touch::Invalidate { key })
+            .collect();
+        for (key, size) in through.into_iter().zip(values) {
+            touches.push(match size {
+                Some(value_bytes) => Touch::Put {
+                    key,
+                    value_bytes: *value_bytes,
+                },
+                None => Touch::PutAgain { key },
+            });
+        }
+        touches
+    }
+
     fn progress_key(&self, goal: u32) -> CacheKey {
         self.keys.progress(&self.goal(goal))
     }
@@ -376,15 +403,17 @@ impl Shared {
                     .store
                     .log_activity(&ids.user(*user), &ids.goal(*goal), NewActivity::new(*value))
                     .await?;
-                touches.extend(self.stale(*user, *goal, &EventKind::ActivityLogged));
-                touches.push(Touch::Put {
-                    key: self.progress_key(*goal),
-                    value_bytes: codec::encode_progress(&OwnedProgress {
-                        user_id: ids.user(*user),
-                        progress: logged.progress.clone(),
-                    })
-                    .len(),
-                });
+                let progress_bytes = codec::encode_progress(&OwnedProgress {
+                    user_id: ids.user(*user),
+                    progress: logged.progress.clone(),
+                })
+                .len();
+                touches.extend(self.written(
+                    *user,
+                    *goal,
+                    &EventKind::ActivityLogged,
+                    &[None, Some(progress_bytes)],
+                ));
                 self.truth.goal(*goal).progress = logged.progress;
                 None
             }
@@ -394,7 +423,8 @@ impl Shared {
                     NewGoal::new(spec.title.clone(), spec.pattern, target_for(spec.pattern));
                 new.goal_id = Some(ids.goal(*goal));
                 let created = self.store.create_goal(&ids.user(*user), new).await?;
-                touches.extend(self.stale(*user, *goal, &EventKind::GoalCreated));
+                let size = codec::encode_goal(Some(&created)).len();
+                touches.extend(self.written(*user, *goal, &EventKind::GoalCreated, &[Some(size)]));
                 let mut truth = self.truth.goal(*goal);
                 truth.exists = true;
                 truth.status = created.status;
@@ -423,7 +453,8 @@ impl Shared {
                     .store
                     .update_goal(&ids.user(*user), &ids.goal(*goal), update)
                     .await?;
-                touches.extend(self.stale(*user, *goal, &EventKind::GoalUpdated));
+                let size = codec::encode_goal(Some(&updated)).len();
+                touches.extend(self.written(*user, *goal, &EventKind::GoalUpdated, &[Some(size)]));
                 let mut truth = self.truth.goal(*goal);
                 truth.title = updated.title;
                 truth.status = updated.status;
@@ -434,7 +465,8 @@ impl Shared {
                     .store
                     .archive_goal(&ids.user(*user), &ids.goal(*goal))
                     .await?;
-                touches.extend(self.stale(*user, *goal, &EventKind::GoalArchived));
+                let size = codec::encode_goal(Some(&archived)).len();
+                touches.extend(self.written(*user, *goal, &EventKind::GoalArchived, &[Some(size)]));
                 self.truth.goal(*goal).status = archived.status;
                 None
             }

@@ -86,6 +86,29 @@ pub fn stale_keys(
     }
 }
 
+/// How a write that made `event` itself updates the cache: the keys whose new value it knows
+/// (written through: the goal it wrote, the progress it computed) and the keys it only makes
+/// stale (dropped). Together they are [`stale_keys`].
+pub fn written_keys(
+    keys: &KeySpace,
+    user: &UserId,
+    goal: &GoalId,
+    event: &EventKind,
+) -> (Vec<CacheKey>, Vec<CacheKey>) {
+    match event {
+        EventKind::GoalCreated => (vec![keys.goal(user, goal)], vec![keys.active_goals(user)]),
+        EventKind::GoalUpdated | EventKind::GoalArchived => (
+            vec![keys.goal(user, goal)],
+            vec![keys.active_goals(user), keys.progress(goal)],
+        ),
+        EventKind::ActivityLogged => (
+            vec![keys.goal(user, goal), keys.progress(goal)],
+            vec![keys.active_goals(user)],
+        ),
+        EventKind::ProgressCalculated(_) => (Vec::new(), vec![keys.progress(goal)]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +138,35 @@ mod tests {
             kinds(EventKind::ProgressCalculated(Default::default())),
             [Progress]
         );
+    }
+
+    #[test]
+    fn a_write_writes_through_or_drops_every_key_its_event_makes_stale() {
+        let keys = KeySpace::new("gs").expect("valid");
+        let user = UserId::parse("u").expect("valid");
+        let goal = GoalId::parse("g").expect("valid");
+        for event in [
+            EventKind::GoalCreated,
+            EventKind::GoalUpdated,
+            EventKind::GoalArchived,
+            EventKind::ActivityLogged,
+            EventKind::ProgressCalculated(Default::default()),
+        ] {
+            let (through, stale) = written_keys(&keys, &user, &goal, &event);
+            let mut both: Vec<String> = through
+                .iter()
+                .chain(&stale)
+                .map(|k| k.text.to_string())
+                .collect();
+            let mut all: Vec<String> = stale_keys(&keys, &user, &goal, &event)
+                .iter()
+                .map(|k| k.text.to_string())
+                .collect();
+            both.sort();
+            all.sort();
+            assert_eq!(both, all, "{event:?}");
+            // The active list is never written through: a write does not know it whole.
+            assert!(through.iter().all(|k| k.kind != CacheKind::ActiveGoals));
+        }
     }
 }

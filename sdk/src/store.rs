@@ -785,11 +785,15 @@ impl GoalStore {
                     )
                 })
                 .transpose()?;
+            let leases = self
+                .begin_write(&user, &goal_id, &EventKind::GoalCreated)
+                .await;
             let written = self.put_new(item, marker).await;
             match written {
                 Ok(()) => {
-                    self.invalidate(&user, &goal_id, &EventKind::GoalCreated)
-                        .await;
+                    if let Some(leases) = leases {
+                        leases.landed(vec![codec::encode_goal(Some(&goal))]).await;
+                    }
                     let pattern = goal.goal_pattern.as_str();
                     metrics::counter!(crate::metrics::GOALS_CREATED, "pattern" => pattern)
                         .increment(1);
@@ -798,6 +802,9 @@ impl GoalStore {
                     Ok(goal)
                 }
                 Err(TableError::ConditionFailed) => {
+                    if let Some(leases) = leases {
+                        leases.unchanged();
+                    }
                     let sk = idempotency::goal_marker_sk(&goal_id);
                     let repeat = self
                         .repeat(&user, &sk, request_fingerprint.as_ref())
@@ -878,6 +885,9 @@ impl GoalStore {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
             let previous = std::sync::Mutex::new(None);
+            let leases = self
+                .begin_write(&user, &goal, &EventKind::GoalUpdated)
+                .await;
             let updated = self
                 .modify_goal(&user, &goal, |current, now| {
                     *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
@@ -922,8 +932,8 @@ impl GoalStore {
                     crate::validate::goal(&mut goal)?;
                     Ok(Some(goal))
                 })
-                .await?;
-            self.invalidate(&user, &goal, &EventKind::GoalUpdated).await;
+                .await;
+            let updated = settle(leases, updated).await?;
             let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
             active_goals_status_changed(updated.goal_pattern, before, updated.status);
             Ok(updated)
@@ -937,6 +947,10 @@ impl GoalStore {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
             let previous = std::sync::Mutex::new(None);
+            // Written through even when it was archived already: a cache may hold an older copy.
+            let leases = self
+                .begin_write(&user, &goal, &EventKind::GoalArchived)
+                .await;
             let archived = self
                 .modify_goal(&user, &goal, |current, now| {
                     *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
@@ -948,14 +962,12 @@ impl GoalStore {
                     goal.archived_at = Some(Timestamp::from_instant(now));
                     Ok(Some(goal))
                 })
-                .await?;
+                .await;
+            let archived = settle(leases, archived).await?;
             let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
             if before != Some(GoalStatus::Archived) {
                 active_goals_status_changed(archived.goal_pattern, before, archived.status);
             }
-            // Invalidate even when it was archived already: a cache may hold an older copy.
-            self.invalidate(&user, &goal, &EventKind::GoalArchived)
-                .await;
             Ok(archived)
         })
         .await
@@ -1100,7 +1112,24 @@ impl GoalStore {
                 return Err(conflict(&goal_id));
             }
 
+            // The activity is in the table: from here, every failure may leave the goal's cached
+            // values stale, and dropping the leases invalidates them.
+            let leases = self
+                .begin_write(&user, &goal_id, &EventKind::ActivityLogged)
+                .await;
             let goal = self.update_progress(&user, &goal_id, Some(read)).await?;
+            if let Some(leases) = leases {
+                let owned = OwnedProgress {
+                    user_id: user.as_str().to_owned(),
+                    progress: goal.progress.clone(),
+                };
+                leases
+                    .landed(vec![
+                        codec::encode_goal(Some(&goal)),
+                        codec::encode_progress(&owned),
+                    ])
+                    .await;
+            }
             metrics::counter!(crate::metrics::ACTIVITIES_LOGGED, "pattern" => goal.goal_pattern.as_str())
                 .increment(1);
             tracing::info!(
@@ -1119,27 +1148,6 @@ impl GoalStore {
                     &goal.progress,
                 )
                 .await?;
-            }
-            self.invalidate(&user, &goal_id, &EventKind::ActivityLogged)
-                .await;
-            if let Some(cache) = &self.inner.cache {
-                // Write the new progress through. It is read after the lease is taken, so a
-                // concurrent activity's newer progress can never be overwritten by this one.
-                let key = cache.keys().progress(&goal_id);
-                let written = cache
-                    .write_through(&key, async {
-                        let (current, _) = self.get_goal_for_write(&user, &goal_id).await?;
-                        let owned = OwnedProgress {
-                            user_id: user.as_str().to_owned(),
-                            progress: current.progress,
-                        };
-                        let bytes = codec::encode_progress(&owned);
-                        Ok(((), bytes))
-                    })
-                    .await;
-                if let Err(error) = written {
-                    tracing::warn!(%error, "could not write progress through; it will be read through");
-                }
             }
             Ok(LoggedActivity {
                 activity,
@@ -1377,6 +1385,19 @@ impl GoalStore {
         Ok(())
     }
 
+    /// The cache leases of a write that makes `event`, taken before its table write (see
+    /// `cache/write.rs`); `None` without a cache.
+    async fn begin_write(
+        &self,
+        user: &UserId,
+        goal: &GoalId,
+        event: &EventKind,
+    ) -> Option<crate::cache::write::WriteLeases> {
+        let cache = self.inner.cache.as_ref()?;
+        let (through, stale) = crate::events::written_keys(cache.keys(), user, goal, event);
+        Some(cache.begin_write(event.name(), through, stale).await)
+    }
+
     /// Drops the cache keys `event` makes stale — all of them, even if the caller is dropped
     /// meanwhile (see `Cache::invalidate_detached`).
     async fn invalidate(&self, user: &UserId, goal: &GoalId, event: &EventKind) {
@@ -1481,6 +1502,29 @@ impl GoalStore {
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// Settles a goal write's cache leases by its outcome: the goal written goes through the cache;
+/// a write refused before the table, or whose condition kept failing, gives them back; any other
+/// failure may have landed, so its keys are invalidated (dropping the leases does that).
+async fn settle(
+    leases: Option<crate::cache::write::WriteLeases>,
+    written: Result<Goal>,
+) -> Result<Goal> {
+    let Some(leases) = leases else {
+        return written;
+    };
+    match &written {
+        Ok(goal) => leases.landed(vec![codec::encode_goal(Some(goal))]).await,
+        Err(
+            Error::InvalidArgument { .. }
+            | Error::Rule(_)
+            | Error::NotFound { .. }
+            | Error::FailedPrecondition(_),
+        ) => leases.unchanged(),
+        Err(_) => drop(leases),
+    }
+    written
 }
 
 fn conflict(goal_id: &GoalId) -> Error {

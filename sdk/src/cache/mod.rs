@@ -22,6 +22,7 @@ pub mod keys;
 pub mod local;
 pub mod pending;
 pub mod redis;
+pub mod write;
 
 use self::bus::{Message, Publisher};
 use self::codec::{Codec, DecodeError};

@@ -325,12 +325,13 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
         ) >= 2.0
     );
     assert!(value(&s, "goalstore_dynamodb_batch_keys_count", &[]) >= 1.0);
+    // An archive drops the active list and the progress (the goal is written through).
     assert!(
         value(
             &s,
             goalstore::metrics::CACHE_INVALIDATIONS,
             &[("event", "goal_archived"), ("tier", "local")]
-        ) >= 3.0
+        ) >= 2.0
     );
 
     // Each hit-ratio gauge is hits / (hits + misses) of this run, in both tiers.
