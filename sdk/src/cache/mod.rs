@@ -17,301 +17,32 @@ pub mod audit;
 pub mod breaker;
 pub mod bus;
 pub mod codec;
+mod config;
 pub mod flight;
 pub mod keys;
 pub mod local;
 pub mod pending;
 pub mod redis;
+mod stats;
 pub mod write;
+
+pub use self::config::{CacheConfig, Strategy};
+pub use self::stats::{CacheStats, Tier};
+use self::stats::{Counters, Metrics};
 
 use self::bus::{Message, Publisher};
 use self::codec::{Codec, DecodeError};
 use self::flight::Flights;
 use self::keys::{CacheKey, CacheKind, KeySpace};
 use self::local::LocalTier;
-use self::redis::{RedisConfig, RedisTier};
+use self::redis::RedisTier;
 use crate::error::Error;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use std::collections::BTreeMap;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-/// Which tiers serve reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// No cache: every read goes to the table (the baseline).
-    None,
-    /// An in-process cache per instance.
-    Local,
-    /// Redis, shared by all instances.
-    Redis,
-    /// Local in front of Redis, with cross-instance invalidation over pub/sub.
-    Tiered,
-}
-
-impl Strategy {
-    /// Every strategy.
-    pub const ALL: [Strategy; 4] = [
-        Strategy::None,
-        Strategy::Local,
-        Strategy::Redis,
-        Strategy::Tiered,
-    ];
-
-    /// The name used in configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::None => "none",
-            Strategy::Local => "local",
-            Strategy::Redis => "redis",
-            Strategy::Tiered => "tiered",
-        }
-    }
-
-    fn has_local(self) -> bool {
-        matches!(self, Strategy::Local | Strategy::Tiered)
-    }
-
-    fn has_redis(self) -> bool {
-        matches!(self, Strategy::Redis | Strategy::Tiered)
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Strategy::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| format!("`{text}` is not one of local, redis, tiered, none"))
-    }
-}
-
-impl std::fmt::Display for Strategy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How the cache behaves. The defaults are DESIGN.md's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CacheConfig {
-    pub strategy: Strategy,
-    /// Goes in front of every key with the schema version: `{namespace}:v1:`.
-    pub namespace: String,
-    /// Lifetime of a user's active goals.
-    pub ttl_active_goals: Duration,
-    /// Lifetime of a goal's progress.
-    pub ttl_progress: Duration,
-    /// Lifetime of one goal.
-    pub ttl_goal: Duration,
-    /// Lifetime of the marker that a goal does not exist.
-    pub ttl_missing: Duration,
-    /// Bound of the local tier, in bytes of keys, values and overhead.
-    pub local_capacity_bytes: u64,
-    /// Local TTLs are shortened by a random share of up to this (0.0-1.0).
-    pub ttl_jitter: f64,
-    /// The Redis tier (strategies `redis` and `tiered`).
-    pub redis: RedisConfig,
-    /// Share of writes and events (0.0-1.0) whose keys the consistency auditor checks in every
-    /// tier once `audit_window` has passed (`audit.rs`). Off (0.0) in the library by default:
-    /// the embedding program opts in (the sidecar at 1%; Lambda only when asked).
-    pub audit_sample_rate: f64,
-    /// The pub/sub window: how long after a write every tier must agree with the table.
-    pub audit_window: Duration,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            strategy: Strategy::Local,
-            namespace: "gs".into(),
-            ttl_active_goals: Duration::from_secs(300),
-            ttl_progress: Duration::from_secs(3600),
-            ttl_goal: Duration::from_secs(300),
-            ttl_missing: Duration::from_secs(30),
-            local_capacity_bytes: 64 * 1024 * 1024,
-            ttl_jitter: 0.1,
-            redis: RedisConfig::default(),
-            audit_sample_rate: 0.0,
-            audit_window: Duration::from_millis(100),
-        }
-    }
-}
-
-impl CacheConfig {
-    /// The lifetime of entries of `kind`.
-    pub fn ttl(&self, kind: CacheKind) -> Duration {
-        match kind {
-            CacheKind::ActiveGoals => self.ttl_active_goals,
-            CacheKind::Progress => self.ttl_progress,
-            CacheKind::Goal => self.ttl_goal,
-        }
-    }
-}
-
-/// A cache tier, for statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    Local,
-    Redis,
-}
-
-impl Tier {
-    /// Both tiers.
-    pub const ALL: [Tier; 2] = [Tier::Local, Tier::Redis];
-
-    /// A short, stable name for statistics and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Local => "local",
-            Tier::Redis => "redis",
-        }
-    }
-}
-
-/// What the cache has done since the store started.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CacheStats {
-    /// `(tier, kind) -> (hits, misses)`, for the tiers the strategy has.
-    pub lookups: BTreeMap<(Tier, CacheKind), (u64, u64)>,
-    /// Values stored after a miss or a write.
-    pub fills: u64,
-    /// Fills refused because an invalidation came between their read and their write.
-    pub fills_refused: u64,
-    /// Keys invalidated, by the event that made them stale.
-    pub invalidations: BTreeMap<&'static str, u64>,
-    /// Cached values that did not decode (counted as misses, and deleted).
-    pub decode_failures: u64,
-    /// Redis errors and timeouts.
-    pub redis_errors: u64,
-    /// Whether the Redis tier is unreachable or still replaying lost invalidations.
-    pub degraded: bool,
-    /// Entries and weight (bytes) of the local tier.
-    pub local_entries: u64,
-    pub local_weight_bytes: u64,
-    /// Times the whole local tier was dropped because the invalidation subscription broke.
-    pub local_purges: u64,
-    /// Invalidation messages sent to and received from other instances.
-    pub messages_published: u64,
-    pub messages_received: u64,
-    /// Fills in progress (single flights), and leases the local tier holds for them: both
-    /// return to 0 once the fills in progress end, whether or not their callers still wait.
-    pub flights_in_progress: u64,
-    pub local_leases_held: u64,
-    /// Checks of the consistency auditor: entries that agreed with the table (or were absent),
-    /// and entries still disagreeing with an unchanged table past the pub/sub window.
-    pub consistency_checks_consistent: u64,
-    pub consistency_checks_stale: u64,
-    /// Checks of the auditor running now (each ends within a few pub/sub windows).
-    pub consistency_checks_running: u64,
-}
-
-impl CacheStats {
-    /// Hits of `tier` for `kind`.
-    pub fn hits(&self, tier: Tier, kind: CacheKind) -> u64 {
-        self.lookups.get(&(tier, kind)).map_or(0, |(hits, _)| *hits)
-    }
-
-    /// Misses of `tier` for `kind`.
-    pub fn misses(&self, tier: Tier, kind: CacheKind) -> u64 {
-        self.lookups
-            .get(&(tier, kind))
-            .map_or(0, |(_, misses)| *misses)
-    }
-
-    /// hits / (hits + misses), or `None` before the first lookup.
-    pub fn hit_ratio(&self, tier: Tier, kind: CacheKind) -> Option<f64> {
-        let (hits, misses) = (self.hits(tier, kind), self.misses(tier, kind));
-        (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    /// [tier][kind][hit = 0, miss = 1]
-    lookups: [[[AtomicU64; 2]; 3]; 2],
-    fills: AtomicU64,
-    fills_refused: AtomicU64,
-    decode_failures: AtomicU64,
-    local_purges: AtomicU64,
-    messages_received: AtomicU64,
-    invalidations: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl Counters {
-    fn lookup(&self, metrics: &Metrics, tier: Tier, kind: CacheKind, hit: bool) {
-        let [hits, misses] = &self.lookups[tier as usize][kind.index()];
-        let (hits, misses) = if hit {
-            (
-                hits.fetch_add(1, Ordering::Relaxed) + 1,
-                misses.load(Ordering::Relaxed),
-            )
-        } else {
-            (
-                hits.load(Ordering::Relaxed),
-                misses.fetch_add(1, Ordering::Relaxed) + 1,
-            )
-        };
-        let handles = &metrics.lookups[tier as usize][kind.index()];
-        handles.requests[usize::from(!hit)].increment(1);
-        handles.hit_ratio.set(hits as f64 / (hits + misses) as f64);
-    }
-
-    fn fill(&self, metrics: &Metrics, landed: bool) {
-        let counter = if landed {
-            &self.fills
-        } else {
-            &self.fills_refused
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics.fills[usize::from(!landed)].increment(1);
-    }
-}
-
-/// Handles of the hot-path metrics, looked up once (a lookup by name per hit would cost more
-/// than the hit itself).
-struct Metrics {
-    lookups: [[LookupMetrics; 3]; 2],
-    /// [stored, refused]
-    fills: [metrics::Counter; 2],
-    local_entries: metrics::Gauge,
-    local_weight: metrics::Gauge,
-}
-
-struct LookupMetrics {
-    /// [hit, miss]
-    requests: [metrics::Counter; 2],
-    hit_ratio: metrics::Gauge,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        use crate::metrics::{
-            CACHE_FILLS, CACHE_HIT_RATIO, CACHE_LOCAL_ENTRIES, CACHE_LOCAL_WEIGHT, CACHE_REQUESTS,
-        };
-        let lookup = |tier: Tier, kind: CacheKind| {
-            LookupMetrics {
-            requests: ["hit", "miss"].map(|result| {
-                metrics::counter!(CACHE_REQUESTS, "tier" => tier.as_str(), "kind" => kind.as_str(), "result" => result)
-            }),
-            hit_ratio: metrics::gauge!(CACHE_HIT_RATIO, "tier" => tier.as_str(), "kind" => kind.as_str()),
-        }
-        };
-        Self {
-            lookups: Tier::ALL.map(|tier| CacheKind::ALL.map(|kind| lookup(tier, kind))),
-            fills: ["stored", "refused"]
-                .map(|result| metrics::counter!(CACHE_FILLS, "result" => result)),
-            local_entries: metrics::gauge!(CACHE_LOCAL_ENTRIES),
-            local_weight: metrics::gauge!(CACHE_LOCAL_WEIGHT),
-        }
-    }
-}
 
 /// The cache of one store.
 pub struct Cache {
@@ -358,7 +89,7 @@ impl Cache {
                 return Err(Error::invalid(name, "must be longer than zero"));
             }
         }
-        check(&config)?;
+        config::check(&config)?;
         let tiered = config.strategy == Strategy::Tiered;
         let (pushes, push_receiver) = if tiered {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -961,67 +692,6 @@ impl Cache {
     }
 }
 
-/// Refuses, at construction, the settings that would panic or quietly break a tier later.
-fn check(config: &CacheConfig) -> Result<(), Error> {
-    if !(0.0..=1.0).contains(&config.ttl_jitter) {
-        // NaN fails this too.
-        return Err(Error::invalid(
-            "cache.ttl_jitter",
-            format!("is {}; must be within 0.0-1.0", config.ttl_jitter),
-        ));
-    }
-    if !(0.0..=1.0).contains(&config.audit_sample_rate) {
-        return Err(Error::invalid(
-            "cache.audit_sample_rate",
-            format!("is {}; must be within 0.0-1.0", config.audit_sample_rate),
-        ));
-    }
-    if config.audit_window.is_zero() {
-        return Err(Error::invalid(
-            "cache.audit_window",
-            "must be longer than zero",
-        ));
-    }
-    if config.local_capacity_bytes == 0 && config.strategy.has_local() {
-        return Err(Error::invalid(
-            "cache.local_capacity_bytes",
-            "must be more than zero",
-        ));
-    }
-    if !config.strategy.has_redis() {
-        return Ok(());
-    }
-    let redis = &config.redis;
-    for (name, value) in [
-        ("cache.redis.timeout", redis.timeout),
-        ("cache.redis.lease_ttl", redis.lease_ttl),
-        ("cache.redis.probe_interval", redis.probe_interval),
-    ] {
-        if value.is_zero() {
-            return Err(Error::invalid(name, "must be longer than zero"));
-        }
-    }
-    if redis.lease_ttl < Duration::from_millis(1) {
-        return Err(Error::invalid(
-            "cache.redis.lease_ttl",
-            "must be at least 1 ms",
-        ));
-    }
-    if redis.breaker_failures == 0 {
-        return Err(Error::invalid(
-            "cache.redis.breaker_failures",
-            "must be at least 1",
-        ));
-    }
-    if redis.max_pending_invalidations == 0 {
-        return Err(Error::invalid(
-            "cache.redis.max_pending_invalidations",
-            "must be at least 1",
-        ));
-    }
-    Ok(())
-}
-
 fn corrupt(error: DecodeError) -> Error {
     Error::CorruptItem {
         key: "cached value".into(),
@@ -1076,103 +746,5 @@ async fn receive(
             return;
         };
         cache.on_push(push);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// #15 (minor): settings that used to panic later (a zero probe interval in
-    /// `tokio::time::interval`, a NaN jitter in the local tier's random range) or break a tier
-    /// quietly (a zero lease TTL fails every SET) are refused when the cache is made.
-    #[tokio::test]
-    async fn settings_that_would_break_a_tier_are_refused_at_construction() {
-        let tiered = CacheConfig {
-            strategy: Strategy::Tiered,
-            ..CacheConfig::default()
-        };
-        let cases: Vec<(&str, CacheConfig)> = vec![
-            (
-                "cache.ttl_jitter",
-                CacheConfig {
-                    ttl_jitter: f64::NAN,
-                    ..CacheConfig::default()
-                },
-            ),
-            (
-                "cache.ttl_jitter",
-                CacheConfig {
-                    ttl_jitter: 1.5,
-                    ..CacheConfig::default()
-                },
-            ),
-            (
-                "cache.local_capacity_bytes",
-                CacheConfig {
-                    local_capacity_bytes: 0,
-                    ..CacheConfig::default()
-                },
-            ),
-            (
-                "cache.redis.probe_interval",
-                CacheConfig {
-                    redis: RedisConfig {
-                        probe_interval: Duration::ZERO,
-                        ..RedisConfig::default()
-                    },
-                    ..tiered.clone()
-                },
-            ),
-            (
-                "cache.redis.lease_ttl",
-                CacheConfig {
-                    redis: RedisConfig {
-                        lease_ttl: Duration::from_micros(10),
-                        ..RedisConfig::default()
-                    },
-                    ..tiered.clone()
-                },
-            ),
-            (
-                "cache.redis.timeout",
-                CacheConfig {
-                    redis: RedisConfig {
-                        timeout: Duration::ZERO,
-                        ..RedisConfig::default()
-                    },
-                    ..tiered.clone()
-                },
-            ),
-            (
-                "cache.redis.breaker_failures",
-                CacheConfig {
-                    redis: RedisConfig {
-                        breaker_failures: 0,
-                        ..RedisConfig::default()
-                    },
-                    ..tiered.clone()
-                },
-            ),
-            (
-                "cache.redis.max_pending_invalidations",
-                CacheConfig {
-                    redis: RedisConfig {
-                        max_pending_invalidations: 0,
-                        ..RedisConfig::default()
-                    },
-                    ..tiered.clone()
-                },
-            ),
-        ];
-        for (field, config) in cases {
-            match Cache::new(config) {
-                Err(Error::InvalidArgument { field: refused, .. }) => {
-                    assert_eq!(refused, field)
-                }
-                other => panic!("{field}: expected a refusal, got {other:?}"),
-            }
-        }
-        assert!(Cache::new(tiered).is_ok());
     }
 }
