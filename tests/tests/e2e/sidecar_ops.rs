@@ -1889,8 +1889,8 @@ async fn sigterm_under_load_drains_in_flight_calls_and_exits_0() -> anyhow::Resu
     // Calls begun after SIGTERM: OK (their connection had not seen the shutdown yet) or
     // UNAVAILABLE; any answer the sidecar itself sent is one of those. Two client-side transport
     // failures are tolerated here because the sidecar never received those calls:
-    // - CANCELLED "operation was canceled" (hyper: connection closed): the call was handed to a
-    //   connection the sidecar was closing, and never sent;
+    // - CANCELLED "operation was canceled" (hyper: "connection closed", or "connection was not
+    //   ready"): the call was handed to a connection the sidecar was closing, and never sent;
     // - UNKNOWN "transport error" (ConnectionReset or BrokenPipe): the call raced the listener's
     //   closing and was reset (`new_connections_are_refused_during_the_drain` asserts that a
     //   connection attempted after the drain began is refused outright).
@@ -1903,7 +1903,9 @@ async fn sigterm_under_load_drains_in_flight_calls_and_exits_0() -> anyhow::Resu
             Err(s) => {
                 let local = std::error::Error::source(s).is_some();
                 let text = format!("{s:?}");
-                let unsent = s.code() == Code::Cancelled && text.contains("connection closed");
+                let unsent = s.code() == Code::Cancelled
+                    && (text.contains("connection closed")
+                        || text.contains("connection was not ready"));
                 let reset = s.code() == Code::Unknown
                     && (text.contains("ConnectionReset") || text.contains("BrokenPipe"));
                 !(local && (unsent || reset))

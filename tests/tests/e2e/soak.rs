@@ -108,14 +108,17 @@ async fn call(c: &mut Client, i: u64, worker: usize) -> Result<(), tonic::Status
 
 /// Whether a failed call was refused by a closing sidecar rather than failed by it: UNAVAILABLE
 /// (the listener closed), or the client transport's own report of a call never served — queued
-/// when the connection closed (CANCELLED "connection closed"), or on a stream above the last one
+/// when the connection closed (CANCELLED "connection closed" or "connection was not ready"), or
+/// on a stream above the last one
 /// a GOAWAY(NO_ERROR) promised to serve.
 fn refused_by_closing(status: &tonic::Status) -> bool {
     let transport = std::error::Error::source(status)
         .map(|source| format!("{source:?}"))
         .unwrap_or_default();
     status.code() == Code::Unavailable
-        || (status.code() == Code::Cancelled && transport.contains("connection closed"))
+        || (status.code() == Code::Cancelled
+            && (transport.contains("connection closed")
+                || transport.contains("connection was not ready")))
         || (transport.contains("GoAway") && transport.contains("NO_ERROR"))
 }
 
