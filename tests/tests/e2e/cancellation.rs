@@ -29,7 +29,7 @@
 //! Short profile (the test command): 8 s of chaos, ≈2 500 calls. `GOALSTORE_CANCELLATION_SECS=70`
 //! is the long profile (≈22 000 calls).
 
-use crate::consistency::{check, Read, Write};
+use crate::consistency::{check, goal_id, reader, title, Write, GOALS};
 use crate::faults_redis::wait_subscribed;
 use crate::sidecar_cache::{create, settled_audits, Client, SHARED_WITHIN, USER};
 use anyhow::{ensure, Context};
@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
-const GOALS: usize = 4;
 const CALLERS: usize = 6;
 /// The sidecars' Redis call deadline, breaker cooldown and probe interval (the defaults).
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -73,22 +72,6 @@ impl Rng {
     fn one_in(&mut self, n: u64) -> bool {
         self.next().is_multiple_of(n)
     }
-}
-
-fn title(goal: usize, version: u64) -> String {
-    format!("v{version} of goal {goal}")
-}
-
-fn version_of(title: &str) -> anyhow::Result<u64> {
-    title
-        .strip_prefix('v')
-        .and_then(|v| v.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("a title no writer wrote: {title:?}"))
-}
-
-fn goal_id(goal: usize) -> String {
-    format!("k{goal}")
 }
 
 /// What the cancelling callers saw.
@@ -291,64 +274,6 @@ async fn writer(
     Ok((writes, slowest, cancelled))
 }
 
-/// A reader with long deadlines, recording what it read for the checker.
-async fn checking_reader(
-    mut client: Client,
-    instance: usize,
-    until: Instant,
-) -> anyhow::Result<Vec<Read>> {
-    let mut reads = Vec::new();
-    let mut turn = instance;
-    while Instant::now() < until {
-        turn += 1;
-        let started = Instant::now();
-        if turn.is_multiple_of(3) {
-            let goals = client
-                .list_active_goals(pb::ListActiveGoalsRequest {
-                    user_id: USER.into(),
-                })
-                .await?
-                .into_inner()
-                .goals;
-            let ended = Instant::now();
-            for goal in 0..GOALS {
-                let found = goals
-                    .iter()
-                    .find(|g| g.goal_id == goal_id(goal))
-                    .with_context(|| format!("{} missing from the active goals", goal_id(goal)))?;
-                reads.push(Read {
-                    listing: true,
-                    goal,
-                    instance,
-                    started,
-                    ended,
-                    version: version_of(&found.title)?,
-                });
-            }
-        } else {
-            let goal = turn % GOALS;
-            let found = client
-                .get_goal(pb::GetGoalRequest {
-                    user_id: USER.into(),
-                    goal_id: goal_id(goal),
-                })
-                .await?
-                .into_inner()
-                .goal
-                .context("no goal")?;
-            reads.push(Read {
-                listing: false,
-                goal,
-                instance,
-                started,
-                ended: Instant::now(),
-                version: version_of(&found.title)?,
-            });
-        }
-    }
-    Ok(reads)
-}
-
 /// Switches each Redis proxy to a new random mode every 100-400 ms, and the table's delay.
 async fn chaos(
     proxies: Arc<[TcpFaultProxy; 2]>,
@@ -475,7 +400,7 @@ async fn cancelled_calls_leave_nothing_stale_stuck_or_leaked() -> anyhow::Result
     let writer_task = tokio::spawn(writer(clients.clone(), seed ^ 1, until));
     let table_task = tokio::spawn(table_latency(t.clone(), until));
     let readers: Vec<_> = (0..2)
-        .map(|i| tokio::spawn(checking_reader(clients[i].clone(), i, until)))
+        .map(|i| tokio::spawn(reader(clients[i].clone(), i, i, until)))
         .collect();
     let callers: Vec<_> = (0..CALLERS as u64)
         .map(|i| {

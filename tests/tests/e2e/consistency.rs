@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Goals written concurrently; one writer each, alternating the instance it writes through.
-const GOALS: usize = 4;
+pub(crate) const GOALS: usize = 4;
 /// Readers per instance.
 const READERS: usize = 2;
 
@@ -47,11 +47,11 @@ pub(crate) struct Read {
 }
 
 /// The title of `goal` at `version`: per goal, since a user's active goals never share a title.
-fn title(goal: usize, version: u64) -> String {
+pub(crate) fn title(goal: usize, version: u64) -> String {
     format!("v{version} of goal {goal}")
 }
 
-fn version_of(title: &str) -> anyhow::Result<u64> {
+pub(crate) fn version_of(title: &str) -> anyhow::Result<u64> {
     title
         .strip_prefix('v')
         .and_then(|v| v.split(' ').next())
@@ -59,7 +59,7 @@ fn version_of(title: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("a title no writer wrote: {title:?}"))
 }
 
-fn goal_id(goal: usize) -> String {
+pub(crate) fn goal_id(goal: usize) -> String {
     format!("c{goal}")
 }
 
@@ -187,7 +187,9 @@ async fn writer(
     Ok(())
 }
 
-async fn reader(
+/// Reads through `client` until `until`: GetGoal, and every fourth call the active list (each
+/// goal in it is a read), recording what each read returned.
+pub(crate) async fn reader(
     mut client: Client,
     instance: usize,
     offset: usize,
