@@ -419,31 +419,16 @@ impl GoalStore {
                 return Ok(0);
             };
             let mut keys = vec![cache.keys().active_goals(&user)];
-            let mut start_after = None;
-            loop {
-                let page = self
-                    .inner
-                    .table
-                    .query(&Query {
-                        pk: crate::keys::user_partition(&user),
-                        sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
-                        descending: false,
-                        limit: None,
-                        start_after,
-                    })
-                    .await?;
-                for item in &page.items {
-                    let id = crate::table::item_key(item)
-                        .and_then(|key| key.sk.strip_prefix(GOAL_SK_PREFIX).map(str::to_owned))
-                        .and_then(|id| GoalId::parse(&id).ok());
-                    if let Some(goal) = id {
-                        keys.push(cache.keys().goal(&user, &goal));
-                        keys.push(cache.keys().progress(&goal));
-                    }
-                }
-                match page.last_sort_key {
-                    Some(last) => start_after = Some(last),
-                    None => break,
+            let items = self
+                .query_all(&user, SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()))
+                .await?;
+            for item in &items {
+                let id = crate::table::item_key(item)
+                    .and_then(|key| key.sk.strip_prefix(GOAL_SK_PREFIX).map(str::to_owned))
+                    .and_then(|id| GoalId::parse(&id).ok());
+                if let Some(goal) = id {
+                    keys.push(cache.keys().goal(&user, &goal));
+                    keys.push(cache.keys().progress(&goal));
                 }
             }
             let count = keys.len();

@@ -142,26 +142,10 @@ impl GoalStore {
             status: Some(GoalStatus::Active),
             ..GoalFilter::default()
         };
-        let mut goals = Vec::new();
-        let mut start_after = None;
-        loop {
-            let page = self
-                .inner
-                .table
-                .query(&Query {
-                    pk: crate::keys::user_partition(user),
-                    sort_keys: SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()),
-                    descending: false,
-                    limit: None,
-                    start_after,
-                })
-                .await?;
-            goals.extend(decode_goals(&page.items).filter(|g| filter.matches(g)));
-            match page.last_sort_key {
-                Some(last) => start_after = Some(last),
-                None => break,
-            }
-        }
+        let items = self
+            .query_all(user, SortKeyRange::BeginsWith(GOAL_SK_PREFIX.into()))
+            .await?;
+        let mut goals: Vec<Goal> = decode_goals(&items).filter(|g| filter.matches(g)).collect();
         goals.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         Ok(goals)
     }
@@ -330,7 +314,22 @@ impl GoalStore {
         user: &UserId,
         goal: &GoalId,
     ) -> Result<Vec<Activity>> {
-        let mut activities = Vec::new();
+        let items = self
+            .query_all(user, SortKeyRange::BeginsWith(activity_sk_prefix(goal)))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| activity_from_item(item).ok())
+            .collect())
+    }
+
+    /// Every item of `user`'s partition in `sort_keys`, all pages, in sort-key order.
+    pub(super) async fn query_all(
+        &self,
+        user: &UserId,
+        sort_keys: SortKeyRange,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
         let mut start_after = None;
         loop {
             let page = self
@@ -338,20 +337,16 @@ impl GoalStore {
                 .table
                 .query(&Query {
                     pk: crate::keys::user_partition(user),
-                    sort_keys: SortKeyRange::BeginsWith(activity_sk_prefix(goal)),
+                    sort_keys: sort_keys.clone(),
                     descending: false,
                     limit: None,
                     start_after,
                 })
                 .await?;
-            activities.extend(
-                page.items
-                    .iter()
-                    .filter_map(|item| activity_from_item(item).ok()),
-            );
+            items.extend(page.items);
             match page.last_sort_key {
                 Some(last) => start_after = Some(last),
-                None => return Ok(activities),
+                None => return Ok(items),
             }
         }
     }
