@@ -26,6 +26,9 @@ pub use goalstore::cache::local::ENTRY_OVERHEAD;
 pub enum Touch {
     /// Looked `key` up; the value weighs `value_bytes` encoded.
     Access { key: CacheKey, value_bytes: usize },
+    /// Looked `key` up, with a value whose size the replayer does not see (the goal a write
+    /// starts from): weighs what the key last weighed.
+    AccessAgain { key: CacheKey },
     /// Wrote the value through (no lookup).
     Put { key: CacheKey, value_bytes: usize },
     /// Wrote a new version of `key` through whose size the replayer does not see (the goal a
@@ -99,6 +102,16 @@ impl KeyTrace {
                     let id = self.intern(&key);
                     let size = Self::weight(&key, value_bytes);
                     self.sizes[id as usize] = self.sizes[id as usize].max(size);
+                    self.events.push(Event::Access {
+                        key: id,
+                        size,
+                        at,
+                        ttl: self.ttl(key.kind),
+                    });
+                }
+                Touch::AccessAgain { key } => {
+                    let id = self.intern(&key);
+                    let size = self.sizes[id as usize].max(Self::weight(&key, 0));
                     self.events.push(Event::Access {
                         key: id,
                         size,

@@ -287,7 +287,9 @@ impl Shared {
 
     /// What a write of `event` did to the cache: the keys it wrote through (`values`: the
     /// encoded sizes, in order; `None` for a size the replayer does not see) and the ones it
-    /// dropped (see `goalstore::events::written_keys`).
+    /// dropped (see `goalstore::events::written_keys`). A patched key (the active list) stays
+    /// as it was to the optimum: cached, it holds the new version until the old one's expiry;
+    /// absent, it stays absent.
     fn written(
         &self,
         user: u32,
@@ -295,12 +297,13 @@ impl Shared {
         event: &EventKind,
         values: &[Option<usize>],
     ) -> Vec<Touch> {
-        let (through, stale) = written_keys(&self.keys, &self.user(user), &self.goal(goal), event);
-        let mut touches: Vec<Touch> = stale
+        let written = written_keys(&self.keys, &self.user(user), &self.goal(goal), event);
+        let mut touches: Vec<Touch> = written
+            .stale
             .into_iter()
             .map(|key| Touch::Invalidate { key })
             .collect();
-        for (key, size) in through.into_iter().zip(values) {
+        for (key, size) in written.through.into_iter().zip(values) {
             touches.push(match size {
                 Some(value_bytes) => Touch::Put {
                     key,
@@ -310,6 +313,14 @@ impl Shared {
             });
         }
         touches
+    }
+
+    /// An update, archive or log starts from the goal as cached (one lookup; retries read the
+    /// table).
+    fn write_starts(&self, user: u32, goal: u32) -> Touch {
+        Touch::AccessAgain {
+            key: self.keys.goal(&self.user(user), &self.goal(goal)),
+        }
     }
 
     fn progress_key(&self, goal: u32) -> CacheKey {
@@ -399,6 +410,7 @@ impl Shared {
                 self.truth.check_progress(*goal, &owned.progress)
             }
             Op::LogActivity { user, goal, value } => {
+                touches.push(self.write_starts(*user, *goal));
                 let logged = self
                     .store
                     .log_activity(&ids.user(*user), &ids.goal(*goal), NewActivity::new(*value))
@@ -449,6 +461,7 @@ impl Shared {
                         ..GoalUpdate::default()
                     },
                 };
+                touches.push(self.write_starts(*user, *goal));
                 let updated = self
                     .store
                     .update_goal(&ids.user(*user), &ids.goal(*goal), update)
@@ -461,6 +474,7 @@ impl Shared {
                 None
             }
             Op::Archive { user, goal } => {
+                touches.push(self.write_starts(*user, *goal));
                 let archived = self
                     .store
                     .archive_goal(&ids.user(*user), &ids.goal(*goal))

@@ -100,6 +100,7 @@ pub struct TableSummary {
     pub batch_get_item: u64,
     pub query: u64,
     pub put_item: u64,
+    pub update_item: u64,
     pub transact_write_items: u64,
     pub throttled: u64,
 }

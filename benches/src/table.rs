@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use goalstore::keys::ItemKey;
 use goalstore::table::{
     item_size, BatchGetOutput, Condition, DynamoTable, Item, MemoryTable, MemoryTableOptions,
-    Query, QueryPage, Table, TableError, TableUsage,
+    Query, QueryPage, Table, TableError, TableUsage, Update, Write,
 };
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
@@ -154,8 +154,14 @@ impl Table for CountingTable {
         result
     }
 
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
-        let result = self.inner.transact_put(puts).await;
+    async fn update_item(&self, update: Update) -> Result<(), TableError> {
+        let result = self.inner.update_item(update).await;
+        self.wrote();
+        result
+    }
+
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
+        let result = self.inner.transact_write(writes).await;
         self.wrote();
         result
     }
@@ -181,6 +187,7 @@ pub fn usage_delta(before: &TableUsage, after: &TableUsage) -> TableUsage {
         get_item: after.get_item - before.get_item,
         batch_get_item: after.batch_get_item - before.batch_get_item,
         put_item: after.put_item - before.put_item,
+        update_item: after.update_item - before.update_item,
         transact_write_items: after.transact_write_items - before.transact_write_items,
         query: after.query - before.query,
         throttled: after.throttled - before.throttled,

@@ -86,26 +86,46 @@ pub fn stale_keys(
     }
 }
 
-/// How a write that made `event` itself updates the cache: the keys whose new value it knows
-/// (written through: the goal it wrote, the progress it computed) and the keys it only makes
-/// stale (dropped). Together they are [`stale_keys`].
+/// How a write that made `event` itself updates the cache (`cache/write.rs`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WrittenKeys {
+    /// Keys whose new value the write knows: the goal it wrote, the progress it computed.
+    pub through: Vec<CacheKey>,
+    /// Keys whose new value is the cached one with the written goal put in, replaced or taken
+    /// out: the user's active goals.
+    pub patched: Vec<CacheKey>,
+    /// Keys it only makes stale (dropped).
+    pub stale: Vec<CacheKey>,
+}
+
+/// The keys of a write that made `event` itself; together they are [`stale_keys`].
 pub fn written_keys(
     keys: &KeySpace,
     user: &UserId,
     goal: &GoalId,
     event: &EventKind,
-) -> (Vec<CacheKey>, Vec<CacheKey>) {
+) -> WrittenKeys {
+    let patched = vec![keys.active_goals(user)];
     match event {
-        EventKind::GoalCreated => (vec![keys.goal(user, goal)], vec![keys.active_goals(user)]),
-        EventKind::GoalUpdated | EventKind::GoalArchived => (
-            vec![keys.goal(user, goal)],
-            vec![keys.active_goals(user), keys.progress(goal)],
-        ),
-        EventKind::ActivityLogged => (
-            vec![keys.goal(user, goal), keys.progress(goal)],
-            vec![keys.active_goals(user)],
-        ),
-        EventKind::ProgressCalculated(_) => (Vec::new(), vec![keys.progress(goal)]),
+        EventKind::GoalCreated => WrittenKeys {
+            through: vec![keys.goal(user, goal)],
+            patched,
+            stale: Vec::new(),
+        },
+        EventKind::GoalUpdated | EventKind::GoalArchived => WrittenKeys {
+            through: vec![keys.goal(user, goal)],
+            patched,
+            stale: vec![keys.progress(goal)],
+        },
+        EventKind::ActivityLogged => WrittenKeys {
+            through: vec![keys.goal(user, goal), keys.progress(goal)],
+            patched,
+            stale: Vec::new(),
+        },
+        EventKind::ProgressCalculated(_) => WrittenKeys {
+            stale: vec![keys.progress(goal)],
+            ..WrittenKeys::default()
+        },
     }
 }
 
@@ -152,10 +172,12 @@ mod tests {
             EventKind::ActivityLogged,
             EventKind::ProgressCalculated(Default::default()),
         ] {
-            let (through, stale) = written_keys(&keys, &user, &goal, &event);
-            let mut both: Vec<String> = through
+            let written = written_keys(&keys, &user, &goal, &event);
+            let mut both: Vec<String> = written
+                .through
                 .iter()
-                .chain(&stale)
+                .chain(&written.patched)
+                .chain(&written.stale)
                 .map(|k| k.text.to_string())
                 .collect();
             let mut all: Vec<String> = stale_keys(&keys, &user, &goal, &event)
@@ -166,7 +188,14 @@ mod tests {
             all.sort();
             assert_eq!(both, all, "{event:?}");
             // The active list is never written through: a write does not know it whole.
-            assert!(through.iter().all(|k| k.kind != CacheKind::ActiveGoals));
+            assert!(written
+                .through
+                .iter()
+                .all(|k| k.kind != CacheKind::ActiveGoals));
+            assert!(written
+                .patched
+                .iter()
+                .all(|k| k.kind == CacheKind::ActiveGoals));
         }
     }
 }

@@ -15,8 +15,8 @@
 
 use crate::error::Error;
 use crate::keys::{activity_sk, goal_key, GoalId, UserId};
-use crate::model::{Activity, Goal, GoalStatus};
-use crate::table::Item;
+use crate::model::{Activity, Goal, GoalStatus, Timestamp};
+use crate::table::{Condition, Item, Update};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
 
@@ -60,6 +60,34 @@ pub fn goal_over_item(goal: &Goal, mut existing: Item) -> Result<Item, Error> {
     existing.remove("TTL");
     existing.extend(goal_to_item(goal)?);
     Ok(existing)
+}
+
+/// The UpdateItem that writes `goal` over its item, where `updated_at` still holds `read` (the
+/// version the caller read): every attribute `goal_to_item` writes is set, attributes this version
+/// does not know are kept, the TTL is removed once the goal is no longer a draft. It needs no
+/// copy of the stored item, so a version read from the cache will do.
+pub fn goal_update(goal: &Goal, read: &Timestamp) -> Result<Update, Error> {
+    let mut set = goal_to_item(goal)?;
+    set.remove("pk");
+    set.remove("sk");
+    let key = goal_key(
+        &UserId::parse(&goal.user_id)?,
+        &GoalId::parse(&goal.goal_id)?,
+    );
+    let remove = if set.contains_key("TTL") {
+        Vec::new()
+    } else {
+        vec!["TTL".to_owned()]
+    };
+    Ok(Update {
+        key,
+        set,
+        remove,
+        condition: Some(Condition::AttributeEquals {
+            attribute: "updated_at".into(),
+            value: AttributeValue::S(read.as_str().to_owned()),
+        }),
+    })
 }
 
 /// The goal an item holds.

@@ -93,6 +93,15 @@ pub fn goal_key(user: &UserId, goal: &GoalId) -> ItemKey {
     }
 }
 
+/// The key of a goal's progress state (`store/state.rs`). The sort key starts with neither
+/// `GOAL#` nor `ACTIVITY#`, so the existing handlers never read it as a goal or an activity.
+pub fn progress_state_key(user: &UserId, goal: &GoalId) -> ItemKey {
+    ItemKey {
+        pk: user_partition(user),
+        sk: format!("PROGRESS#{goal}"),
+    }
+}
+
 /// The sort-key prefix of all of a user's goals.
 pub const GOAL_SK_PREFIX: &str = "GOAL#";
 

@@ -1,28 +1,33 @@
 //! `GoalStore`: the typed API over the goals table.
 //!
 //! Reads of single goals go through the batch loader, so concurrent reads share BatchGetItem
-//! requests. Writes are conditional puts: create only where no item exists, update only over the
+//! requests. Writes are conditional: create only where no item exists, update only over the
 //! version read (`updated_at` must still hold the value read; it strictly increases with every
-//! write), with a few retries when another writer got there first.
+//! write), with a few retries from the table when another writer got there first. The version
+//! read may be the cached one. A logged activity, its goal's new progress, the goal's progress
+//! state and a keyed request's idempotency marker go in one transaction.
 //!
 //! Invariants:
 //! - every id is validated before any I/O; a bad request changes nothing;
 //! - a read only ever touches the caller's partition (`USER#{user_id}`);
 //! - after a write returns, a read through this store sees it (reads are strongly consistent
 //!   unless the table is configured otherwise);
-//! - attributes of an item that this version does not know survive updates.
+//! - attributes of an item that this version does not know survive updates;
+//! - a log or a progress miss reads a bounded number of items, however long the goal's history.
 //!
 //! Caching (`cache`): reads of active goals, progress and single goals go through the cache; a
-//! write leases the keys its event touches before its table write and, once it returned, writes
-//! through what it wrote (the goal, a logged activity's progress) and drops the rest
-//! (`events::written_keys`, `cache/write.rs`).
+//! write leases the keys its event touches after its reads and before its table write and, once
+//! it returned, writes through what it wrote (the goal, a logged activity's progress), patches
+//! the cached active list and drops the rest (`events::written_keys`, `cache/write.rs`).
 //!
 //! The files: this one holds the types, the store's set-up, statistics, invalidation and events;
-//! `reads.rs` the reads and their loaders; `writes.rs` the conditional writes, idempotency and the
-//! progress recompute; `source.rs` what the consistency auditor compares with.
+//! `reads.rs` the reads and their loaders; `writes.rs` the conditional writes and idempotency;
+//! `state.rs` the progress state item (read, caught up, built on first touch); `source.rs` what
+//! the consistency auditor compares with.
 
 mod reads;
 mod source;
+mod state;
 mod writes;
 
 use crate::batch::{BatchConfig, BatchLoader, BatchStats};
@@ -32,15 +37,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::idempotency;
-use crate::item::{
-    activity_from_item, activity_to_item, goal_from_item, goal_over_item, goal_to_item,
-};
+use crate::item::{activity_from_item, activity_to_item, goal_from_item, goal_to_item};
 use crate::keys::{activity_sk_prefix, goal_key, validate_id, GoalId, UserId, GOAL_SK_PREFIX};
 use crate::model::{
     Activity, ActivitySource, ActivityType, Document, Goal, GoalPattern, GoalStatus, Progress,
     Target, Timestamp, Visibility,
 };
-use crate::table::{Condition, Item, Query, SortKeyRange, Table, TableError, TableUsage};
+use crate::table::{
+    Condition, Item, Query, SortKeyRange, Table, TableError, TableUsage, Update, Write,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -472,8 +477,8 @@ impl GoalStore {
         event: &EventKind,
     ) -> Option<crate::cache::write::WriteLeases> {
         let cache = self.inner.cache.as_ref()?;
-        let (through, stale) = crate::events::written_keys(cache.keys(), user, goal, event);
-        Some(cache.begin_write(event.name(), through, stale).await)
+        let keys = crate::events::written_keys(cache.keys(), user, goal, event);
+        Some(cache.begin_write(event.name(), keys).await)
     }
 
     /// Drops the cache keys `event` makes stale — all of them, even if the caller is dropped

@@ -884,6 +884,7 @@ pub fn stats_response_of(
             get_item: t.get_item,
             batch_get_item: t.batch_get_item,
             put_item: t.put_item,
+            update_item: t.update_item,
             transact_write_items: t.transact_write_items,
             query: t.query,
             throttled: t.throttled,

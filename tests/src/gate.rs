@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use goalstore::keys::ItemKey;
 use goalstore::table::{
     BatchGetOutput, Condition, Item, Operation, Query, QueryPage, Table, TableError, TableUsage,
+    Update, Write,
 };
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -92,8 +93,12 @@ impl Table for GatedTable {
         self.inner.put_item(item, condition).await
     }
 
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
-        self.inner.transact_put(puts).await
+    async fn update_item(&self, update: Update) -> Result<(), TableError> {
+        self.inner.update_item(update).await
+    }
+
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
+        self.inner.transact_write(writes).await
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError> {

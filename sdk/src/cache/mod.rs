@@ -180,6 +180,18 @@ impl Cache {
         })
     }
 
+    /// The value under `key` if a tier holds it; fills nothing and joins no fill in flight. For
+    /// a write that starts from the cached version (its condition refuses a stale one) and on a
+    /// miss reads the table itself: filling would only take a lease its own write-through then
+    /// has to outbid, and joining a fill would make the write wait on a read.
+    pub async fn lookup<T>(&self, key: &CacheKey, codec: Codec<T>) -> Option<T> {
+        if let Some(value) = self.local_hit(key, codec) {
+            return Some(value);
+        }
+        let (bytes, _) = self.redis_hit(key, codec).await?;
+        (codec.decode)(&bytes).ok()
+    }
+
     /// The values under `keys`, in order: hits from the tiers, misses loaded together by `load`
     /// (given the indices of the misses, answering in the same order) and filled. No single flight
     /// here: the misses go to the loader as one batch.
@@ -232,11 +244,15 @@ impl Cache {
                         return Err(error);
                     }
                 };
-                let fills = remaining
-                    .iter()
-                    .zip(redis_leases)
-                    .zip(&loaded)
-                    .map(|((i, lease), bytes)| self.fill_redis(&keys[*i], lease, bytes));
+                let fills =
+                    remaining
+                        .iter()
+                        .zip(redis_leases)
+                        .zip(&loaded)
+                        .map(|((i, lease), bytes)| {
+                            let ttl = self.ttl_of(keys[*i].kind, bytes);
+                            self.fill_redis(&keys[*i], lease, bytes, ttl)
+                        });
                 let in_redis = futures::future::join_all(fills).await;
                 for (((index, lease), bytes), in_redis) in remaining
                     .iter()
@@ -272,7 +288,9 @@ impl Cache {
                 return Err(error);
             }
         };
-        let in_redis = self.fill_redis(key, redis_lease, &bytes).await;
+        let in_redis = self
+            .fill_redis(key, redis_lease, &bytes, self.ttl_of(key.kind, &bytes))
+            .await;
         let landed = self.fill_local(key, local_lease, &bytes, self.ttl_of(key.kind, &bytes));
         self.record_fill([in_redis, landed]);
         Ok(value)
@@ -538,14 +556,12 @@ impl Cache {
         key: &CacheKey,
         lease: Option<redis::RedisLease>,
         bytes: &Bytes,
+        ttl: Duration,
     ) -> Option<bool> {
         let (Some(redis), Some(lease)) = (&self.redis, lease) else {
             return None;
         };
-        redis
-            .complete_fill(key, &lease, bytes, self.ttl_of(key.kind, bytes))
-            .await
-            .ok()
+        redis.complete_fill(key, &lease, bytes, ttl).await.ok()
     }
 
     /// Stores a fill locally for `ttl` (at most); whether it landed, `None` without a local tier.
@@ -605,7 +621,9 @@ impl Cache {
                 return Err(error);
             }
         };
-        let in_redis = self.fill_redis(&key, redis_lease, &bytes).await;
+        let in_redis = self
+            .fill_redis(&key, redis_lease, &bytes, self.ttl_of(key.kind, &bytes))
+            .await;
         let landed = self.fill_local(&key, local_lease, &bytes, self.ttl_of(key.kind, &bytes));
         self.record_fill([in_redis, landed]);
         Ok(bytes)

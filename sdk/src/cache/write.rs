@@ -5,9 +5,17 @@
 //! writes the table, and the value lands only while its lease holds. Any fill or write that began
 //! after it took a newer lease, so a write-through can never overwrite a newer value; a refused
 //! write-through falls back to invalidation (value and lease deleted), which also refuses any
-//! older fill still in flight. Keys the write makes stale without knowing their new value (the
-//! active list) are invalidated as before. Other instances drop their local copies of every key
-//! (pub/sub) and read the new value from Redis.
+//! older fill still in flight. Other instances drop their local copies of every key (pub/sub)
+//! and read the new value from Redis.
+//!
+//! A *patched* key (the active list) is one whose new value is its cached value with the written
+//! goal put in: the write reads the value under its lease (from Redis when there is one, the
+//! shared copy), patches it and stores it back under the same lease, for no longer than the value
+//! it patched had left, so a patch never extends how long a change made elsewhere (the existing
+//! handlers) can go unseen. The lease makes the read-patch-store safe: whatever changed the value
+//! after the lease was taken took a newer lease or deleted it, and the store is refused. With no
+//! cached value there is nothing to patch, and the key is invalidated. Keys the write makes stale
+//! without knowing their new value are invalidated as before.
 //!
 //! Cancellation: after the table write landed, [`WriteLeases::landed`] finishes on a task of its
 //! own. Leases dropped unused (the caller was dropped, or the write failed in a way that may have
@@ -29,55 +37,116 @@ struct Leased {
     redis: Option<RedisLease>,
 }
 
+/// The new value of a patched key, made from its cached value (`None`: drop the key instead).
+pub type Patch = Box<dyn FnOnce(&Bytes) -> Option<Bytes> + Send>;
+
 /// The leases of one write, taken before it touches the table.
 #[derive(Debug)]
 pub struct WriteLeases {
     cache: Arc<Cache>,
     event: &'static str,
     through: Vec<Leased>,
+    patched: Vec<Leased>,
     stale: Vec<CacheKey>,
     settled: bool,
 }
 
 impl Cache {
-    /// Takes the leases of a write that will know the new values of `through` and makes `stale`
-    /// stale; `event` names it in the statistics. Call before the table write.
+    /// Takes the leases of a write that will know the new values of `keys.through`, patch
+    /// `keys.patched` and make `keys.stale` stale; `event` names it in the statistics. Call
+    /// before the table write.
     pub async fn begin_write(
         self: &Arc<Self>,
         event: &'static str,
-        through: Vec<CacheKey>,
-        stale: Vec<CacheKey>,
+        keys: crate::events::WrittenKeys,
     ) -> WriteLeases {
-        let mut leased = Vec::with_capacity(through.len());
-        for key in through {
-            let local = self.local.as_ref().map(|l| l.begin_fill(&key));
-            let redis = self.redis_begin(&key).await;
-            leased.push(Leased { key, local, redis });
+        let mut through = Vec::with_capacity(keys.through.len());
+        for key in keys.through {
+            through.push(self.lease(key).await);
+        }
+        let mut patched = Vec::with_capacity(keys.patched.len());
+        for key in keys.patched {
+            patched.push(self.lease(key).await);
         }
         WriteLeases {
             cache: Arc::clone(self),
             event,
-            through: leased,
-            stale,
+            through,
+            patched,
+            stale: keys.stale,
             settled: false,
         }
+    }
+
+    async fn lease(&self, key: CacheKey) -> Leased {
+        let local = self.local.as_ref().map(|l| l.begin_fill(&key));
+        let redis = self.redis_begin(&key).await;
+        Leased { key, local, redis }
+    }
+
+    /// The value of a patched key to patch, and how long it has left: Redis's when there is a
+    /// Redis tier (the copy every instance shares), else the local one.
+    async fn patch_base(&self, key: &CacheKey) -> Option<(Bytes, std::time::Duration)> {
+        match &self.redis {
+            Some(redis) => match redis.get(key).await {
+                Ok(Some((bytes, left))) => {
+                    let ttl = self.ttl_of(key.kind, &bytes);
+                    Some((bytes, left.map_or(ttl, |left| left.min(ttl))))
+                }
+                _ => None,
+            },
+            None => self.local.as_ref()?.peek(key),
+        }
+    }
+
+    /// Stores a write's value of one key under its leases, for `ttl` at most; whether it landed
+    /// (when it did not, the local lease is given back and the caller invalidates the key).
+    async fn store_leased(&self, leased: Leased, bytes: &Bytes, ttl: std::time::Duration) -> bool {
+        // A read that starts now must not join a fill that began before the write.
+        self.flights.forget(&leased.key.text);
+        let in_redis = match (&self.redis, leased.redis) {
+            (None, _) => None,
+            (Some(_), None) => Some(false),
+            (Some(_), lease) => Some(
+                self.fill_redis(&leased.key, lease, bytes, ttl)
+                    .await
+                    .unwrap_or(false),
+            ),
+        };
+        if in_redis == Some(false) {
+            // Refused, failed, or never leased: fall back to invalidation.
+            if let (Some(local), Some(lease)) = (&self.local, leased.local) {
+                local.abandon_fill(&leased.key, lease);
+            }
+            return false;
+        }
+        let local = self.fill_local(&leased.key, leased.local, bytes, ttl);
+        if local == Some(false) {
+            // A newer local fill took the lease; what it read may predate Redis's value.
+            self.drop_local(std::iter::once(&*leased.key.text));
+        }
+        self.record_fill([in_redis, local]);
+        true
     }
 }
 
 impl WriteLeases {
-    /// The write landed with these `values` (encoded, in the order of the keys written through).
-    /// Stores each under its lease (or invalidates it), invalidates the stale keys and tells the
-    /// other instances; finishes whether or not the caller still waits.
-    pub async fn landed(mut self, values: Vec<Bytes>) {
+    /// The write landed with these `values` (encoded, in the order of the keys written through)
+    /// and `patches` (in the order of the patched keys). Stores each under its lease (or
+    /// invalidates it), invalidates the stale keys and tells the other instances; finishes
+    /// whether or not the caller still waits.
+    pub async fn landed(mut self, values: Vec<Bytes>, patches: Vec<Patch>) {
         self.settled = true;
         let cache = Arc::clone(&self.cache);
-        let (event, through, stale) = (
+        let (event, through, patched, stale) = (
             self.event,
             std::mem::take(&mut self.through),
+            std::mem::take(&mut self.patched),
             std::mem::take(&mut self.stale),
         );
         let audited: Vec<CacheKey> = through
             .iter()
+            .chain(&patched)
             .map(|leased| leased.key.clone())
             .chain(stale.iter().cloned())
             .collect();
@@ -85,34 +154,36 @@ impl WriteLeases {
             let mut invalidate = stale;
             let mut written = Vec::new();
             for (leased, bytes) in through.into_iter().zip(values) {
-                // A read that starts now must not join a fill that began before the write.
-                cache.flights.forget(&leased.key.text);
-                let in_redis = match (&cache.redis, leased.redis) {
-                    (None, _) => None,
-                    (Some(_), None) => Some(false),
-                    (Some(_), lease) => Some(
-                        cache
-                            .fill_redis(&leased.key, lease, &bytes)
-                            .await
-                            .unwrap_or(false),
-                    ),
+                let key = leased.key.clone();
+                let ttl = cache.ttl_of(key.kind, &bytes);
+                if cache.store_leased(leased, &bytes, ttl).await {
+                    written.push(key.text);
+                } else {
+                    invalidate.push(key);
+                }
+            }
+            let mut patches = patches.into_iter();
+            for leased in patched {
+                let key = leased.key.clone();
+                let patch = patches.next();
+                let new = match (patch, cache.patch_base(&key).await) {
+                    (Some(patch), Some((base, left))) => patch(&base).map(|bytes| (bytes, left)),
+                    _ => None,
                 };
-                if in_redis == Some(false) {
-                    // Refused, failed, or never leased: fall back to invalidation.
-                    if let (Some(local), Some(lease)) = (&cache.local, leased.local) {
-                        local.abandon_fill(&leased.key, lease);
+                let stored = match new {
+                    Some((bytes, left)) => cache.store_leased(leased, &bytes, left).await,
+                    None => {
+                        if let (Some(local), Some(lease)) = (&cache.local, leased.local) {
+                            local.abandon_fill(&key, lease);
+                        }
+                        false
                     }
-                    invalidate.push(leased.key);
-                    continue;
+                };
+                if stored {
+                    written.push(key.text);
+                } else {
+                    invalidate.push(key);
                 }
-                let ttl = cache.ttl_of(leased.key.kind, &bytes);
-                let local = cache.fill_local(&leased.key, leased.local, &bytes, ttl);
-                if local == Some(false) {
-                    // A newer local fill took the lease; what it read may predate Redis's value.
-                    cache.drop_local(std::iter::once(&*leased.key.text));
-                }
-                cache.record_fill([in_redis, local]);
-                written.push(leased.key.text.clone());
             }
             cache.invalidate(event, &invalidate).await;
             if let Some(publisher) = &cache.publisher {
@@ -130,7 +201,9 @@ impl WriteLeases {
     pub fn unchanged(mut self) {
         self.settled = true;
         if let Some(local) = &self.cache.local {
-            for leased in std::mem::take(&mut self.through) {
+            let mut leases = std::mem::take(&mut self.through);
+            leases.append(&mut self.patched);
+            for leased in leases {
                 if let Some(lease) = leased.local {
                     local.abandon_fill(&leased.key, lease);
                 }
@@ -148,6 +221,7 @@ impl Drop for WriteLeases {
         // Dropped before the outcome was known: the write may have landed. Invalidate it all.
         let mut keys: Vec<CacheKey> = std::mem::take(&mut self.through)
             .into_iter()
+            .chain(std::mem::take(&mut self.patched))
             .map(|leased| leased.key)
             .collect();
         keys.append(&mut self.stale);

@@ -291,25 +291,28 @@ impl GoalStore {
         .await
     }
 
-    /// Progress from the table: the goal and its activities read at the source, never through
-    /// the goal cache. This fills the progress cache for an hour; a goal read from a local tier
-    /// that has not yet heard of another instance's update would store a progress computed from
-    /// the old target there (#15 finding 5).
+    /// Progress from the table: the goal and its progress state read at the source, never
+    /// through the goal cache. This fills the progress cache for an hour; a goal read from a
+    /// local tier that has not yet heard of another instance's update would store a progress
+    /// computed from the old target there (#15 finding 5). A state the read had to catch up is
+    /// written back on the side.
     pub(super) async fn compute_progress(
         &self,
         user: &UserId,
         goal_id: &GoalId,
     ) -> Result<Progress> {
-        let (goal, activities) = futures::try_join!(
+        let (goal, state) = futures::try_join!(
             self.load_goal(user, goal_id),
-            self.all_activities(user, goal_id)
+            self.read_state(user, goal_id)
         )?;
         let goal = goal.ok_or_else(|| not_found_goal(goal_id))?;
-        Ok(crate::progress::compute(&goal, &activities, self.now()))
+        let progress = state.tally.state.progress(&goal, self.now());
+        self.store_caught_up(user, &goal, state);
+        Ok(progress)
     }
 
     /// Every activity of a goal, oldest first.
-    pub(super) async fn all_activities(
+    pub(crate) async fn all_activities(
         &self,
         user: &UserId,
         goal: &GoalId,

@@ -7,12 +7,13 @@
 //!
 //! It holds the store weakly: the store owns the cache that owns this.
 
-use super::{GoalStore, Inner};
+use super::{not_found_goal, GoalStore, Inner};
 use crate::cache::audit::Source;
 use crate::cache::codec::{self, OwnedProgress};
 use crate::cache::keys::{CacheKey, Subject};
 use crate::error::Error;
 use crate::keys::{GoalId, UserId};
+use crate::model::Progress;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -52,8 +53,8 @@ impl GoalStore {
                     return Ok(None);
                 };
                 let (user, goal) = (UserId::parse(&user)?, GoalId::parse(&goal)?);
-                let current = match self.get_goal_for_write(&user, &goal).await {
-                    Ok((goal, _)) => Some(goal),
+                let current = match self.goal_for_write(&user, &goal, false).await {
+                    Ok(read) => Some(read.goal),
                     Err(Error::NotFound { .. }) => None,
                     Err(error) => return Err(error),
                 };
@@ -79,7 +80,8 @@ impl GoalStore {
                 let (owner, goal) = (UserId::parse(&cached.user_id)?, GoalId::parse(&goal)?);
                 let mut current = OwnedProgress {
                     user_id: cached.user_id.clone(),
-                    progress: match self.compute_progress(&owner, &goal).await {
+                    // From every activity, not the progress state: the auditor checks that too.
+                    progress: match self.recompute_progress(&owner, &goal).await {
                         Ok(progress) => progress,
                         // The goal is gone: whatever is cached for it disagrees.
                         Err(Error::NotFound { .. }) => {
@@ -96,6 +98,18 @@ impl GoalStore {
                 )))
             }
         }
+    }
+}
+
+impl GoalStore {
+    /// The progress of a goal computed from all of its activities, as the definition has it.
+    async fn recompute_progress(&self, user: &UserId, goal_id: &GoalId) -> Result<Progress, Error> {
+        let (goal, activities) = futures::try_join!(
+            self.load_goal(user, goal_id),
+            self.all_activities(user, goal_id)
+        )?;
+        let goal = goal.ok_or_else(|| not_found_goal(goal_id))?;
+        Ok(crate::progress::compute(&goal, &activities, self.now()))
     }
 }
 

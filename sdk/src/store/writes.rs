@@ -1,7 +1,9 @@
 //! The store's writes: create, update, archive and log, as conditional writes over the version
-//! read (retried on conflict), with their idempotency markers, progress recomputes and cache
-//! leases (written through or invalidated once the write landed).
+//! read (the cached one first; retried from the table on conflict), with their idempotency
+//! markers and cache leases (written through, patched or invalidated once the write landed). A
+//! log is one transaction: the activity, the goal's new progress, the progress state, the marker.
 
+use super::state::GoalState;
 use super::*;
 
 impl GoalStore {
@@ -115,7 +117,12 @@ impl GoalStore {
             match written {
                 Ok(()) => {
                     if let Some(leases) = leases {
-                        leases.landed(vec![codec::encode_goal(Some(&goal))]).await;
+                        leases
+                            .landed(
+                                vec![codec::encode_goal(Some(&goal))],
+                                vec![active_list_patch(&goal)],
+                            )
+                            .await;
                     }
                     let pattern = goal.goal_pattern.as_str();
                     metrics::counter!(crate::metrics::GOALS_CREATED, "pattern" => pattern)
@@ -165,9 +172,15 @@ impl GoalStore {
             Some(marker) => {
                 self.inner
                     .table
-                    .transact_put(vec![
-                        (item, Some(Condition::ItemAbsent)),
-                        (marker, Some(Condition::ItemAbsent)),
+                    .transact_write(vec![
+                        Write::Put {
+                            item,
+                            condition: Some(Condition::ItemAbsent),
+                        },
+                        Write::Put {
+                            item: marker,
+                            condition: Some(Condition::ItemAbsent),
+                        },
                     ])
                     .await
             }
@@ -207,13 +220,8 @@ impl GoalStore {
         self.observe("update_goal", user_id, async {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
-            let previous = std::sync::Mutex::new(None);
-            let leases = self
-                .begin_write(&user, &goal, &EventKind::GoalUpdated)
-                .await;
-            let updated = self
-                .modify_goal(&user, &goal, |current, now| {
-                    *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
+            let (before, updated) = self
+                .modify_goal(&user, &goal, &EventKind::GoalUpdated, |current, now| {
                     crate::validate::rules::update(
                         current,
                         update.status,
@@ -255,10 +263,8 @@ impl GoalStore {
                     crate::validate::goal(&mut goal)?;
                     Ok(Some(goal))
                 })
-                .await;
-            let updated = settle(leases, updated).await?;
-            let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
-            active_goals_status_changed(updated.goal_pattern, before, updated.status);
+                .await?;
+            active_goals_status_changed(updated.goal_pattern, Some(before), updated.status);
             Ok(updated)
         })
         .await
@@ -269,14 +275,8 @@ impl GoalStore {
         self.observe("archive_goal", user_id, async {
             let user = UserId::parse(user_id)?;
             let goal = GoalId::parse(goal_id)?;
-            let previous = std::sync::Mutex::new(None);
-            // Written through even when it was archived already: a cache may hold an older copy.
-            let leases = self
-                .begin_write(&user, &goal, &EventKind::GoalArchived)
-                .await;
-            let archived = self
-                .modify_goal(&user, &goal, |current, now| {
-                    *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(current.status);
+            let (before, archived) = self
+                .modify_goal(&user, &goal, &EventKind::GoalArchived, |current, now| {
                     if current.status == GoalStatus::Archived {
                         return Ok(None);
                     }
@@ -285,19 +285,22 @@ impl GoalStore {
                     goal.archived_at = Some(Timestamp::from_instant(now));
                     Ok(Some(goal))
                 })
-                .await;
-            let archived = settle(leases, archived).await?;
-            let before = *previous.lock().unwrap_or_else(|e| e.into_inner());
-            if before != Some(GoalStatus::Archived) {
-                active_goals_status_changed(archived.goal_pattern, before, archived.status);
+                .await?;
+            if before != GoalStatus::Archived {
+                active_goals_status_changed(archived.goal_pattern, Some(before), archived.status);
             }
             Ok(archived)
         })
         .await
     }
 
-    /// Records an activity toward an active goal, recomputes the goal's progress and stores it
-    /// on the goal.
+    /// Records an activity toward an active goal, and stores the goal's new progress and
+    /// progress state with it in one transaction.
+    ///
+    /// The goal may come from the cache and the state is read with the newest activities in
+    /// parallel, so with a warm cache a log is one read and one write. The transaction holds only
+    /// while the goal and the state are still the versions it computed from; when another
+    /// writer got there first, nothing is written and it starts again from the table.
     pub async fn log_activity(
         &self,
         user_id: &str,
@@ -326,264 +329,276 @@ impl GoalStore {
                     Some(_) => {}
                 }
             }
-            let request_fingerprint = new
-                .activity_id
-                .is_some()
-                .then(|| idempotency::fingerprint(&new));
-            let marker_sk = idempotency::activity_marker_sk(&goal_id, &activity_id);
-            // A retry of a logged activity returns the first result before anything is checked again.
-            match self
-                .repeat(&user, &marker_sk, request_fingerprint.as_ref())
-                .await?
-            {
-                Some(idempotency::Repeat::Same(first)) => {
-                    return self
-                        .replay_activity(&user, &goal_id, &marker_sk, first)
-                        .await
-                }
-                Some(idempotency::Repeat::Different) => {
-                    return Err(Error::AlreadyExists {
-                        kind: "activity",
-                        id: activity_id,
-                    })
-                }
-                None => {}
-            }
-            let read = self.get_goal_for_write(&user, &goal_id).await?;
-            let goal = &read.0;
-            // An empty unit means the goal's, as the existing handlers take it.
-            let unit = match new.unit.as_deref() {
-                Some(unit) if !unit.is_empty() => unit.to_owned(),
-                _ => goal.target.unit.clone().unwrap_or_default(),
-            };
-            let date = new
-                .activity_date
-                .as_ref()
-                .and_then(Timestamp::instant)
-                .unwrap_or(now);
-            crate::validate::rules::activity(goal, &new, &unit, date)?;
-
-            let mut logged_at = now;
-            let mut activity = Activity {
+            let request = LogRequest {
+                fingerprint: new
+                    .activity_id
+                    .is_some()
+                    .then(|| idempotency::fingerprint(&new)),
+                marker_sk: idempotency::activity_marker_sk(&goal_id, &activity_id),
                 activity_id,
-                goal_id: goal_id.as_str().to_owned(),
-                user_id: user.as_str().to_owned(),
-                value: new.value,
-                unit: Some(unit),
-                activity_type: new.activity_type,
-                activity_date: new
-                    .activity_date
-                    .unwrap_or_else(|| Timestamp::from_instant(now)),
-                logged_at: Timestamp::from_instant(now),
-                timezone: new.timezone,
-                location: new.location,
-                context: new.context,
-                note: new.note,
-                attachments: new.attachments,
-                source: new.source,
-                device_info: new.device_info,
             };
-            crate::validate::complete_activity(&mut activity, date);
-            // The sort key holds logged_at: two activities of one goal in the same microsecond
-            // would collide, so the later one moves on by a microsecond.
-            let mut written = false;
-            for _ in 0..WRITE_CONFLICT_RETRIES {
-                activity.logged_at = Timestamp::from_instant(logged_at);
-                let item = fits("activity", activity_to_item(&activity)?)?;
-                let marker = request_fingerprint
-                    .as_ref()
-                    .map(|fingerprint| {
-                        idempotency::marker(
-                            &user,
-                            marker_sk.clone(),
-                            fingerprint,
-                            now,
-                            &[("activity", &activity)],
-                        )
-                    })
-                    .transpose()?;
-                let result = self.put_new(item, marker).await;
-                match result {
-                    Ok(()) => {
-                        written = true;
-                        break;
-                    }
-                    Err(TableError::ConditionFailed) => {
-                        // A concurrent repeat may have won the race for the marker.
-                        match self
-                            .repeat(&user, &marker_sk, request_fingerprint.as_ref())
-                            .await?
-                        {
-                            Some(idempotency::Repeat::Same(first)) => {
-                                return self
-                                    .replay_activity(&user, &goal_id, &marker_sk, first)
-                                    .await
-                            }
-                            Some(idempotency::Repeat::Different) => {
-                                return Err(Error::AlreadyExists {
-                                    kind: "activity",
-                                    id: activity.activity_id,
-                                })
-                            }
-                            None => logged_at += Duration::microseconds(1),
+            let mut leases = None;
+            let mut from_cache = true;
+            let mut logged_at = now;
+            for attempt in 0..WRITE_CONFLICT_RETRIES {
+                // A keyed request's marker is read beside the rest the first time: a retry of a
+                // logged activity returns the first result and writes nothing.
+                let (read, state, repeat) = futures::try_join!(
+                    self.goal_for_write(&user, &goal_id, from_cache),
+                    self.read_state(&user, &goal_id),
+                    async {
+                        match attempt {
+                            0 => self.repeat_of(&user, &request).await,
+                            _ => Ok(None),
                         }
                     }
+                )?;
+                if let Some(first) = repeat {
+                    return self.replay_activity(&user, &goal_id, &request, first).await;
+                }
+                let goal = read.goal;
+                let checked = self.check_activity(&goal, &new, now);
+                let (unit, date) = match checked {
+                    Ok(checked) => checked,
+                    Err(error) if read.cached => {
+                        // The cached version may be older than the rule: ask the table.
+                        tracing::debug!(%error, "activity refused by a cached goal; reading it again");
+                        from_cache = false;
+                        continue;
+                    }
+                    Err(error) => {
+                        if let Some(first) = self.repeat_of(&user, &request).await? {
+                            return self.replay_activity(&user, &goal_id, &request, first).await;
+                        }
+                        return Err(error);
+                    }
+                };
+                self.rewrite_legacy_activities(&goal, &state.caught_up)
+                    .await?;
+                let now = self.now();
+                logged_at = now.max(logged_at);
+                let activity = self.new_activity(&user, &goal, &new, &request, unit, date, logged_at);
+                let (written, writes) = self.log_writes(&user, &goal, state, &activity, &request, now)?;
+                if leases.is_none() {
+                    // After the reads: a miss that filled the cache took a lease of its own,
+                    // and a write-through must hold the newest one.
+                    leases = Some(
+                        self.begin_write(&user, &goal_id, &EventKind::ActivityLogged)
+                            .await,
+                    );
+                }
+                match self.inner.table.transact_write(writes).await {
+                    Ok(()) => {
+                        if let Some(Some(leases)) = leases.take() {
+                            let owned = OwnedProgress {
+                                user_id: user.as_str().to_owned(),
+                                progress: written.progress.clone(),
+                            };
+                            leases
+                                .landed(
+                                    vec![
+                                        codec::encode_goal(Some(&written)),
+                                        codec::encode_progress(&owned),
+                                    ],
+                                    vec![active_list_patch(&written)],
+                                )
+                                .await;
+                        }
+                        metrics::counter!(crate::metrics::ACTIVITIES_LOGGED, "pattern" => written.goal_pattern.as_str())
+                            .increment(1);
+                        tracing::info!(
+                            goalPattern = written.goal_pattern.as_str(),
+                            op = "log_activity",
+                            user_id = user.as_str(),
+                            "Activity logged"
+                        );
+                        return Ok(LoggedActivity {
+                            activity,
+                            progress: written.progress,
+                        });
+                    }
+                    Err(TableError::ConditionFailed) => {
+                        // The marker (a repeat), the goal or the state changed, or another
+                        // activity of the goal took this microsecond.
+                        if let Some(first) = self.repeat_of(&user, &request).await? {
+                            if let Some(Some(leases)) = leases.take() {
+                                leases.unchanged();
+                            }
+                            return self.replay_activity(&user, &goal_id, &request, first).await;
+                        }
+                        from_cache = false;
+                        logged_at += Duration::microseconds(1);
+                    }
+                    // It may have landed: dropping the leases invalidates.
                     Err(error) => return Err(error.into()),
                 }
             }
-            if !written {
-                return Err(conflict(&goal_id));
+            if let Some(Some(leases)) = leases.take() {
+                leases.unchanged();
             }
-
-            // The activity is in the table: from here, every failure may leave the goal's cached
-            // values stale, and dropping the leases invalidates them.
-            let leases = self
-                .begin_write(&user, &goal_id, &EventKind::ActivityLogged)
-                .await;
-            let goal = self.update_progress(&user, &goal_id, Some(read)).await?;
-            if let Some(leases) = leases {
-                let owned = OwnedProgress {
-                    user_id: user.as_str().to_owned(),
-                    progress: goal.progress.clone(),
-                };
-                leases
-                    .landed(vec![
-                        codec::encode_goal(Some(&goal)),
-                        codec::encode_progress(&owned),
-                    ])
-                    .await;
-            }
-            metrics::counter!(crate::metrics::ACTIVITIES_LOGGED, "pattern" => goal.goal_pattern.as_str())
-                .increment(1);
-            tracing::info!(
-                goalPattern = goal.goal_pattern.as_str(),
-                op = "log_activity",
-                user_id = user.as_str(),
-                "Activity logged"
-            );
-            if let Some(fingerprint) = &request_fingerprint {
-                self.record_result(
-                    &user,
-                    &marker_sk,
-                    fingerprint,
-                    now,
-                    &activity,
-                    &goal.progress,
-                )
-                .await?;
-            }
-            Ok(LoggedActivity {
-                activity,
-                progress: goal.progress,
-            })
+            Err(conflict(&goal_id))
         })
         .await
     }
 
-    /// The first result of a repeated LogActivity. When the first call stopped before recording
-    /// its progress, the progress is brought up to date now (once).
+    /// The activity's unit and date, when `goal` accepts it.
+    fn check_activity(
+        &self,
+        goal: &Goal,
+        new: &NewActivity,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>)> {
+        // An empty unit means the goal's, as the existing handlers take it.
+        let unit = match new.unit.as_deref() {
+            Some(unit) if !unit.is_empty() => unit.to_owned(),
+            _ => goal.target.unit.clone().unwrap_or_default(),
+        };
+        let date = new
+            .activity_date
+            .as_ref()
+            .and_then(Timestamp::instant)
+            .unwrap_or(now);
+        crate::validate::rules::activity(goal, new, &unit, date)?;
+        Ok((unit, date))
+    }
+
+    /// The activity a log writes.
+    #[allow(clippy::too_many_arguments)]
+    fn new_activity(
+        &self,
+        user: &UserId,
+        goal: &Goal,
+        new: &NewActivity,
+        request: &LogRequest,
+        unit: String,
+        date: DateTime<Utc>,
+        logged_at: DateTime<Utc>,
+    ) -> Activity {
+        let new = new.clone();
+        let mut activity = Activity {
+            activity_id: request.activity_id.clone(),
+            goal_id: goal.goal_id.clone(),
+            user_id: user.as_str().to_owned(),
+            value: new.value,
+            unit: Some(unit),
+            activity_type: new.activity_type,
+            activity_date: new
+                .activity_date
+                .unwrap_or_else(|| Timestamp::from_instant(logged_at)),
+            logged_at: Timestamp::from_instant(logged_at),
+            timezone: new.timezone,
+            location: new.location,
+            context: new.context,
+            note: new.note,
+            attachments: new.attachments,
+            source: new.source,
+            device_info: new.device_info,
+        };
+        crate::validate::complete_activity(&mut activity, date);
+        activity
+    }
+
+    /// The writes of one log: the activity (where no item is: the sort key holds `logged_at`,
+    /// so two activities of one goal in one microsecond collide and the later one retries), the
+    /// goal with its new progress over the version read, the state over its version, and the
+    /// idempotency marker with the result. Returns the goal as written.
+    fn log_writes(
+        &self,
+        user: &UserId,
+        goal: &Goal,
+        mut state: GoalState,
+        activity: &Activity,
+        request: &LogRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(Goal, Vec<Write>)> {
+        let goal_id = GoalId::parse(&goal.goal_id)?;
+        let item = fits("activity", activity_to_item(activity)?)?;
+        let sk = crate::keys::activity_sk(&goal_id, activity.logged_at.instant().unwrap_or(now));
+        let suffix = sk[activity_sk_prefix(&goal_id).len()..].to_owned();
+        state.tally.include(suffix, Some(activity));
+        state.tally.settle(now.date_naive());
+        let mut written = goal.clone();
+        written.progress = state.tally.state.progress(goal, now);
+        let goal_write = self.goal_write(goal, written, now)?;
+        let mut writes = vec![
+            Write::Put {
+                item,
+                condition: Some(Condition::ItemAbsent),
+            },
+            Write::Update(goal_write.1),
+            Write::Put {
+                item: state.to_item(user, &goal_id)?,
+                condition: Some(state.condition()),
+            },
+        ];
+        if let Some(fingerprint) = &request.fingerprint {
+            let mut marker = idempotency::marker(
+                user,
+                request.marker_sk.clone(),
+                fingerprint,
+                now,
+                &[("activity", activity)],
+            )?;
+            let progress =
+                serde_dynamo::to_attribute_value(&goal_write.0.progress).map_err(|e| {
+                    Error::CorruptItem {
+                        key: request.marker_sk.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            marker.insert("progress".into(), progress);
+            writes.push(Write::Put {
+                item: marker,
+                condition: Some(Condition::ItemAbsent),
+            });
+        }
+        Ok((goal_write.0, writes))
+    }
+
+    /// The first result of the request, when its marker says it was made before.
+    async fn repeat_of(&self, user: &UserId, request: &LogRequest) -> Result<Option<Item>> {
+        match self
+            .repeat(user, &request.marker_sk, request.fingerprint.as_ref())
+            .await?
+        {
+            Some(idempotency::Repeat::Same(first)) => Ok(Some(first)),
+            Some(idempotency::Repeat::Different) => Err(Error::AlreadyExists {
+                kind: "activity",
+                id: request.activity_id.clone(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The first result of a repeated LogActivity. A marker without progress (written by a
+    /// goalstore before the one-transaction log) gets the goal's progress as of now.
     pub(super) async fn replay_activity(
         &self,
         user: &UserId,
         goal_id: &GoalId,
-        marker_sk: &str,
+        request: &LogRequest,
         first: Item,
     ) -> Result<LoggedActivity> {
         let activity: Activity =
             idempotency::field(&first, "activity")?.ok_or_else(|| Error::CorruptItem {
-                key: marker_sk.to_owned(),
+                key: request.marker_sk.clone(),
                 reason: "the marker holds no activity".into(),
             })?;
-        if let Some(progress) = idempotency::field(&first, "progress")? {
-            // The first attempt may have been cancelled before it invalidated: a repeat
-            // invalidates again (idempotent, and cheap next to a retry).
-            self.invalidate(user, goal_id, &EventKind::ActivityLogged)
-                .await;
-            return Ok(LoggedActivity { activity, progress });
-        }
-        let goal = self.update_progress(user, goal_id, None).await?;
+        let progress = match idempotency::field(&first, "progress")? {
+            Some(progress) => progress,
+            None => self.compute_progress(user, goal_id).await?,
+        };
+        // The first attempt may have been cancelled before it invalidated: a repeat
+        // invalidates again (idempotent, and cheap next to a retry).
         self.invalidate(user, goal_id, &EventKind::ActivityLogged)
             .await;
-        if let Some(AttributeValue::S(fingerprint)) = first.get("fingerprint") {
-            self.record_result(
-                user,
-                marker_sk,
-                fingerprint,
-                self.now(),
-                &activity,
-                &goal.progress,
-            )
-            .await?;
-        }
-        Ok(LoggedActivity {
-            activity,
-            progress: goal.progress,
-        })
-    }
-
-    /// Completes an activity's marker with the progress the first call computed.
-    pub(super) async fn record_result(
-        &self,
-        user: &UserId,
-        marker_sk: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        activity: &Activity,
-        progress: &Progress,
-    ) -> Result<()> {
-        let mut marker = idempotency::marker(
-            user,
-            marker_sk.to_owned(),
-            fingerprint,
-            now,
-            &[("activity", activity)],
-        )?;
-        let progress =
-            serde_dynamo::to_attribute_value(progress).map_err(|e| Error::CorruptItem {
-                key: marker_sk.to_owned(),
-                reason: e.to_string(),
-            })?;
-        marker.insert("progress".into(), progress);
-        self.inner.table.put_item(marker, None).await?;
-        Ok(())
-    }
-
-    /// Recomputes a goal's progress from all of its activities and stores it on the goal. The
-    /// activities are read after the goal version each attempt writes over, so the stored progress
-    /// always includes every activity written before the last successful write.
-    ///
-    /// `read`: a version of the goal read before the caller wrote its activity; the first attempt
-    /// writes over it (saving a GetItem), and when the goal changed since, the conditional write
-    /// fails and the next attempt reads it again.
-    pub(super) async fn update_progress(
-        &self,
-        user: &UserId,
-        goal_id: &GoalId,
-        mut read: Option<(Goal, Item)>,
-    ) -> Result<Goal> {
-        for _ in 0..WRITE_CONFLICT_RETRIES {
-            let (current, item) = match read.take() {
-                Some(read) => read,
-                None => self.get_goal_for_write(user, goal_id).await?,
-            };
-            let activities = self.all_activities(user, goal_id).await?;
-            self.rewrite_legacy_activities(&current, &activities)
-                .await?;
-            let now = self.now();
-            let mut goal = current.clone();
-            goal.progress = crate::progress::compute(&goal, &activities, now);
-            match self.write_over(&current, goal, item, now).await? {
-                Some(goal) => return Ok(goal),
-                None => continue,
-            }
-        }
-        Err(conflict(goal_id))
+        Ok(LoggedActivity { activity, progress })
     }
 
     /// Rewrites, in the existing handlers' form, the activities of `goal` an older goalstore
     /// wrote with NULLs their model refuses (see `validate::readable_activity`). Activities are
-    /// never written again otherwise, so the first progress recompute after the upgrade is their
-    /// next write. Each put is conditioned on the item still being the one read.
+    /// never written again otherwise, so the catch-up that first counts them into the goal's
+    /// state is their next write. Each put is conditioned on the item still being the one read.
     pub(super) async fn rewrite_legacy_activities(
         &self,
         goal: &Goal,
@@ -612,71 +627,129 @@ impl GoalStore {
         Ok(())
     }
 
-    /// The goal and its raw item, read directly (not batched): a write needs the item as it is.
-    pub(super) async fn get_goal_for_write(
+    /// The goal a write starts from: the cached version when `cached` allows and a tier holds
+    /// it (the write's condition refuses it if it is not the stored one), else read directly
+    /// (not batched; strongly consistent unless the table says otherwise). Never fills the
+    /// cache (see `Cache::lookup`).
+    pub(super) async fn goal_for_write(
         &self,
         user: &UserId,
         goal: &GoalId,
-    ) -> Result<(Goal, Item)> {
+        cached: bool,
+    ) -> Result<ReadGoal> {
+        if let (true, Some(cache)) = (cached, &self.inner.cache) {
+            let key = cache.keys().goal(user, goal);
+            // A goal remembered missing: the table has the last word.
+            if let Some(Some(goal)) = cache.lookup(&key, codec::GOAL).await {
+                return Ok(ReadGoal { goal, cached: true });
+            }
+        }
         match self.inner.table.get_item(&goal_key(user, goal)).await? {
-            Some(item) => Ok((goal_from_item(&item)?, item)),
+            Some(item) => Ok(ReadGoal {
+                goal: goal_from_item(&item)?,
+                cached: false,
+            }),
             None => Err(not_found_goal(goal)),
         }
     }
 
-    /// Reads the goal, lets `change` make a new version (or `None` for no change), and writes it
-    /// over the version read. Retries when another writer got there first.
+    /// Reads the goal (from the cache first), lets `change` make a new version (or `None` for
+    /// no change), and writes it over the version read, through the cache. Retries from the
+    /// table when the version read was not the stored one, or when the cached version was
+    /// refused by `change`. Returns the status before the change and the goal as it is.
     pub(super) async fn modify_goal<F>(
         &self,
         user: &UserId,
         goal_id: &GoalId,
+        event: &EventKind,
         change: F,
-    ) -> Result<Goal>
+    ) -> Result<(GoalStatus, Goal)>
     where
         F: Fn(&Goal, DateTime<Utc>) -> Result<Option<Goal>>,
     {
-        for _ in 0..WRITE_CONFLICT_RETRIES {
-            let (current, item) = self.get_goal_for_write(user, goal_id).await?;
-            let now = self.now();
-            let Some(goal) = change(&current, now)? else {
-                return Ok(current);
-            };
-            if let Some(goal) = self.write_over(&current, goal, item, now).await? {
-                return Ok(goal);
+        let mut leases = None;
+        let mut from_cache = true;
+        let result = async {
+            for _ in 0..WRITE_CONFLICT_RETRIES {
+                let read = self.goal_for_write(user, goal_id, from_cache).await?;
+                let current = read.goal;
+                let now = self.now();
+                let changed = match change(&current, now) {
+                    Ok(changed) => changed,
+                    Err(error) if read.cached => {
+                        tracing::debug!(%error, "change refused by a cached goal; reading it again");
+                        from_cache = false;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                if leases.is_none() {
+                    // After the read, as in log_activity.
+                    leases = Some(self.begin_write(user, goal_id, event).await);
+                }
+                let Some(goal) = changed else {
+                    // Unchanged. A version read from the table is written through anyway: a
+                    // cache may hold an older one.
+                    return Ok((current.status, current, read.cached));
+                };
+                let (goal, update) = self.goal_write(&current, goal, now)?;
+                match self.inner.table.update_item(update).await {
+                    Ok(()) => return Ok((current.status, goal, false)),
+                    Err(TableError::ConditionFailed) => from_cache = false,
+                    Err(error) => return Err(error.into()),
+                }
             }
+            Err(conflict(goal_id))
         }
-        Err(conflict(goal_id))
+        .await;
+        let leases = leases.flatten();
+        match result {
+            Ok((before, goal, true)) => {
+                if let Some(leases) = leases {
+                    leases.unchanged();
+                }
+                Ok((before, goal))
+            }
+            Ok((before, goal, false)) => {
+                let goal = settle(leases, Ok(goal)).await?;
+                Ok((before, goal))
+            }
+            Err(error) => settle(leases, Err(error))
+                .await
+                .map(|goal| (goal.status, goal)),
+        }
     }
 
-    /// Writes `goal` over `item`, the version `current` was read from. `None` when another writer
-    /// changed the goal since (nothing was written).
-    pub(super) async fn write_over(
+    /// `goal`, a new version of `current`, as written over it: in the form the existing
+    /// handlers read, with `updated_at` moved on (it strictly increases, so the condition tells
+    /// every version apart), and the update that writes it where `current` is still stored.
+    pub(super) fn goal_write(
         &self,
         current: &Goal,
         mut goal: Goal,
-        item: Item,
         now: DateTime<Utc>,
-    ) -> Result<Option<Goal>> {
-        // updated_at strictly increases, so the condition below tells every version apart.
-        // Whatever wrote the stored version, what goes back is what the existing handlers read.
+    ) -> Result<(Goal, Update)> {
         crate::validate::readable(&mut goal);
         let previous = current.updated_at.instant().unwrap_or(now);
         goal.updated_at = Timestamp::from_instant(now.max(previous + Duration::microseconds(1)));
-        let condition = Condition::AttributeEquals {
-            attribute: "updated_at".into(),
-            value: AttributeValue::S(current.updated_at.as_str().to_owned()),
-        };
-        match self
-            .inner
-            .table
-            .put_item(fits("goal", goal_over_item(&goal, item)?)?, Some(condition))
-            .await
-        {
-            Ok(()) => Ok(Some(goal)),
-            Err(TableError::ConditionFailed) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        fits("goal", goal_to_item(&goal)?)?;
+        let update = crate::item::goal_update(&goal, &current.updated_at)?;
+        Ok((goal, update))
     }
+}
+
+/// What identifies one LogActivity request.
+pub(super) struct LogRequest {
+    activity_id: String,
+    /// Of a request that carries its own activity id (and so may be repeated).
+    fingerprint: Option<String>,
+    marker_sk: String,
+}
+
+/// A goal a write starts from, and whether it came from the cache.
+pub(super) struct ReadGoal {
+    pub(super) goal: Goal,
+    pub(super) cached: bool,
 }
 
 /// Settles a goal write's cache leases by its outcome: the goal written goes through the cache;
@@ -690,7 +763,14 @@ async fn settle(
         return written;
     };
     match &written {
-        Ok(goal) => leases.landed(vec![codec::encode_goal(Some(goal))]).await,
+        Ok(goal) => {
+            leases
+                .landed(
+                    vec![codec::encode_goal(Some(goal))],
+                    vec![active_list_patch(goal)],
+                )
+                .await
+        }
         Err(
             Error::InvalidArgument { .. }
             | Error::Rule(_)
@@ -700,6 +780,25 @@ async fn settle(
         Err(_) => drop(leases),
     }
     written
+}
+
+/// The user's active goals with `goal` as written: put in (in the order the list is read in:
+/// by created_at, then goal id), replaced, or taken out when it is no longer active.
+fn active_list_patch(goal: &Goal) -> crate::cache::write::Patch {
+    let goal = goal.clone();
+    Box::new(move |cached| {
+        let mut goals = (codec::GOALS.decode)(cached).ok()?;
+        goals.retain(|g| g.goal_id != goal.goal_id);
+        if goal.status == GoalStatus::Active {
+            goals.push(goal);
+            goals.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then_with(|| a.goal_id.cmp(&b.goal_id))
+            });
+        }
+        Some(codec::encode_goals(&goals))
+    })
 }
 
 fn conflict(goal_id: &GoalId) -> Error {

@@ -10,7 +10,7 @@
 
 use super::{
     BatchGetOutput, Condition, Item, Operation, Query, QueryPage, SortKeyRange, Table, TableError,
-    TableUsage, UsageCounters, MAX_BATCH_GET_KEYS,
+    TableUsage, Update, UsageCounters, Write, MAX_BATCH_GET_KEYS,
 };
 use crate::keys::ItemKey;
 use async_trait::async_trait;
@@ -90,6 +90,16 @@ impl DynamoTable {
         }
     }
 
+    fn record_write(&self, operation: Operation, capacity: Option<&ConsumedCapacity>) {
+        if let Some(capacity) = capacity {
+            let write = capacity
+                .write_capacity_units()
+                .or(capacity.capacity_units())
+                .unwrap_or(0.0);
+            self.usage.consumed(operation, 0.0, write);
+        }
+    }
+
     fn classify<E, R>(&self, error: SdkError<E, R>) -> TableError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -137,6 +147,73 @@ fn describe(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+type Names = HashMap<String, String>;
+type Values = HashMap<String, AttributeValue>;
+
+/// A condition as an expression, with the names and values it uses (`#c`, `:c`; none when
+/// there is no condition).
+fn condition_expression(condition: Option<Condition>) -> Option<(String, Names, Values)> {
+    match condition? {
+        Condition::ItemAbsent => Some((
+            "attribute_not_exists(pk)".to_owned(),
+            Names::new(),
+            Values::new(),
+        )),
+        Condition::AttributeEquals { attribute, value } => Some((
+            "attribute_exists(pk) AND #c = :c".to_owned(),
+            Names::from([("#c".to_owned(), attribute)]),
+            Values::from([(":c".to_owned(), value)]),
+        )),
+    }
+}
+
+/// DynamoDB refuses an empty map of names or values: leave it out instead.
+fn non_empty<V>(map: HashMap<String, V>) -> Option<HashMap<String, V>> {
+    (!map.is_empty()).then_some(map)
+}
+
+/// An UpdateItem as an expression: `SET` and `REMOVE` by placeholders (`#a0 = :a0`, `#r0`, …)
+/// so that no attribute name can collide with a reserved word.
+struct UpdateExpression {
+    update: String,
+    condition: Option<String>,
+    names: Names,
+    values: Values,
+}
+
+impl UpdateExpression {
+    fn new(update: Update) -> Self {
+        let (condition, mut names, mut values) = match condition_expression(update.condition) {
+            Some((expression, names, values)) => (Some(expression), names, values),
+            None => (None, Names::new(), Values::new()),
+        };
+        let mut sets = Vec::with_capacity(update.set.len());
+        for (index, (name, value)) in update.set.into_iter().enumerate() {
+            sets.push(format!("#a{index} = :a{index}"));
+            names.insert(format!("#a{index}"), name);
+            values.insert(format!(":a{index}"), value);
+        }
+        let mut removes = Vec::with_capacity(update.remove.len());
+        for (index, name) in update.remove.into_iter().enumerate() {
+            removes.push(format!("#r{index}"));
+            names.insert(format!("#r{index}"), name);
+        }
+        let mut clauses = Vec::new();
+        if !sets.is_empty() {
+            clauses.push(format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            clauses.push(format!("REMOVE {}", removes.join(", ")));
+        }
+        Self {
+            update: clauses.join(" "),
+            condition,
+            names,
+            values,
+        }
+    }
 }
 
 fn key_attributes(key: &ItemKey) -> HashMap<String, AttributeValue> {
@@ -215,52 +292,74 @@ impl Table for DynamoTable {
             .table_name(&self.table_name)
             .set_item(Some(item))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match condition {
-            None => {}
-            Some(Condition::ItemAbsent) => {
-                request = request.condition_expression("attribute_not_exists(pk)");
-            }
-            Some(Condition::AttributeEquals { attribute, value }) => {
-                request = request
-                    .condition_expression("attribute_exists(pk) AND #c = :c")
-                    .expression_attribute_names("#c", attribute)
-                    .expression_attribute_values(":c", value);
-            }
+        if let Some((expression, names, values)) = condition_expression(condition) {
+            request = request
+                .condition_expression(expression)
+                .set_expression_attribute_names(non_empty(names))
+                .set_expression_attribute_values(non_empty(values));
         }
         let output = request.send().await.map_err(|e| self.classify(e))?;
-        if let Some(capacity) = output.consumed_capacity() {
-            let write = capacity
-                .write_capacity_units()
-                .or(capacity.capacity_units())
-                .unwrap_or(0.0);
-            self.usage.consumed(Operation::PutItem, 0.0, write);
-        }
+        self.record_write(Operation::PutItem, output.consumed_capacity());
         Ok(())
     }
 
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
+    async fn update_item(&self, update: Update) -> Result<(), TableError> {
+        self.usage.request(Operation::UpdateItem);
+        let key = key_attributes(&update.key);
+        let expression = UpdateExpression::new(update);
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .set_key(Some(key))
+            .update_expression(expression.update)
+            .set_condition_expression(expression.condition)
+            .set_expression_attribute_names(non_empty(expression.names))
+            .set_expression_attribute_values(non_empty(expression.values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        self.record_write(Operation::UpdateItem, output.consumed_capacity());
+        Ok(())
+    }
+
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
         self.usage.request(Operation::TransactWriteItems);
-        let mut items = Vec::with_capacity(puts.len());
-        for (item, condition) in puts {
-            let mut put = Put::builder()
-                .table_name(&self.table_name)
-                .set_item(Some(item));
-            match condition {
-                None => {}
-                Some(Condition::ItemAbsent) => {
-                    put = put.condition_expression("attribute_not_exists(pk)");
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let item = match write {
+                Write::Put { item, condition } => {
+                    let mut put = Put::builder()
+                        .table_name(&self.table_name)
+                        .set_item(Some(item));
+                    if let Some((expression, names, values)) = condition_expression(condition) {
+                        put = put
+                            .condition_expression(expression)
+                            .set_expression_attribute_names(non_empty(names))
+                            .set_expression_attribute_values(non_empty(values));
+                    }
+                    let put = put
+                        .build()
+                        .map_err(|e| TableError::Rejected(e.to_string()))?;
+                    TransactWriteItem::builder().put(put).build()
                 }
-                Some(Condition::AttributeEquals { attribute, value }) => {
-                    put = put
-                        .condition_expression("attribute_exists(pk) AND #c = :c")
-                        .expression_attribute_names("#c", attribute)
-                        .expression_attribute_values(":c", value);
+                Write::Update(update) => {
+                    let key = key_attributes(&update.key);
+                    let expression = UpdateExpression::new(update);
+                    let update = aws_sdk_dynamodb::types::Update::builder()
+                        .table_name(&self.table_name)
+                        .set_key(Some(key))
+                        .update_expression(expression.update)
+                        .set_condition_expression(expression.condition)
+                        .set_expression_attribute_names(non_empty(expression.names))
+                        .set_expression_attribute_values(non_empty(expression.values))
+                        .build()
+                        .map_err(|e| TableError::Rejected(e.to_string()))?;
+                    TransactWriteItem::builder().update(update).build()
                 }
-            }
-            let put = put
-                .build()
-                .map_err(|e| TableError::Rejected(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            };
+            items.push(item);
         }
         let output = self
             .client
@@ -271,12 +370,7 @@ impl Table for DynamoTable {
             .await
             .map_err(|e| self.classify(e))?;
         for capacity in output.consumed_capacity() {
-            let write = capacity
-                .write_capacity_units()
-                .or(capacity.capacity_units())
-                .unwrap_or(0.0);
-            self.usage
-                .consumed(Operation::TransactWriteItems, 0.0, write);
+            self.record_write(Operation::TransactWriteItems, Some(capacity));
         }
         Ok(())
     }

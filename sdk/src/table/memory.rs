@@ -10,7 +10,7 @@
 
 use super::{
     BatchGetOutput, Condition, Item, Operation, Query, QueryPage, SortKeyRange, Table, TableError,
-    TableUsage, UsageCounters, MAX_BATCH_GET_KEYS,
+    TableUsage, Update, UsageCounters, Write, MAX_BATCH_GET_KEYS,
 };
 use crate::keys::ItemKey;
 use async_trait::async_trait;
@@ -249,14 +249,33 @@ impl Table for MemoryTable {
         Ok(())
     }
 
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
-        let mut keyed = Vec::with_capacity(puts.len());
-        for (item, condition) in puts {
-            let key = super::item_key(&item)
-                .ok_or_else(|| TableError::Rejected("item has no string pk and sk".into()))?;
-            keyed.push((key, item, condition));
+    async fn update_item(&self, update: Update) -> Result<(), TableError> {
+        self.begin(Operation::UpdateItem, 1).await?;
+        let mut partitions = self.write();
+        let partition = partitions.entry(update.key.pk.clone()).or_default();
+        let existing = partition.get(&update.key.sk);
+        let holds = holds(existing, update.condition.as_ref());
+        let sk = update.key.sk.clone();
+        let updated = updated(existing, update);
+        let units = item_size(&updated).div_ceil(1024).max(1) as f64;
+        // DynamoDB charges a refused conditional write as a write.
+        self.usage.consumed(Operation::UpdateItem, 0.0, units);
+        if !holds {
+            return Err(TableError::ConditionFailed);
         }
-        let mut distinct: Vec<&ItemKey> = keyed.iter().map(|(key, _, _)| key).collect();
+        partition.insert(sk, updated);
+        Ok(())
+    }
+
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
+        let mut keyed = Vec::with_capacity(writes.len());
+        for write in writes {
+            let key = write
+                .key()
+                .ok_or_else(|| TableError::Rejected("item has no string pk and sk".into()))?;
+            keyed.push((key, write));
+        }
+        let mut distinct: Vec<&ItemKey> = keyed.iter().map(|(key, _)| key).collect();
         distinct.sort();
         distinct.dedup();
         if distinct.len() != keyed.len() || keyed.len() > 100 {
@@ -266,22 +285,33 @@ impl Table for MemoryTable {
         }
         self.begin(Operation::TransactWriteItems, keyed.len())
             .await?;
-        // Transactions cost twice the write units.
-        let units: f64 = keyed
-            .iter()
-            .map(|(_, item, _)| 2.0 * item_size(item).div_ceil(1024).max(1) as f64)
-            .sum();
+        let mut partitions = self.write();
+        let existing = |key: &ItemKey| partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
+        let mut all_hold = true;
+        let mut units = 0.0;
+        let mut results = Vec::with_capacity(keyed.len());
+        for (key, write) in keyed {
+            let current = existing(&key);
+            let item = match write {
+                Write::Put { item, condition } => {
+                    all_hold &= holds(current, condition.as_ref());
+                    item
+                }
+                Write::Update(update) => {
+                    all_hold &= holds(current, update.condition.as_ref());
+                    updated(current, update)
+                }
+            };
+            // Transactions cost twice the write units.
+            units += 2.0 * item_size(&item).div_ceil(1024).max(1) as f64;
+            results.push((key, item));
+        }
         self.usage
             .consumed(Operation::TransactWriteItems, 0.0, units);
-        let mut partitions = self.write();
-        let all_hold = keyed.iter().all(|(key, _, condition)| {
-            let existing = partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
-            holds(existing, condition.as_ref())
-        });
         if !all_hold {
             return Err(TableError::ConditionFailed);
         }
-        for (key, item, _) in keyed {
+        for (key, item) in results {
             partitions.entry(key.pk).or_default().insert(key.sk, item);
         }
         Ok(())
@@ -336,6 +366,22 @@ impl Table for MemoryTable {
 }
 
 /// Whether `condition` holds for the item `existing` (or its absence).
+/// The item `update` leaves of `existing` (or of just the key, when there is none).
+fn updated(existing: Option<&Item>, update: Update) -> Item {
+    let key = update.key;
+    let mut item = existing.cloned().unwrap_or_else(|| {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S(key.pk)),
+            ("sk".to_owned(), AttributeValue::S(key.sk)),
+        ])
+    });
+    for name in &update.remove {
+        item.remove(name);
+    }
+    item.extend(update.set);
+    item
+}
+
 fn holds(existing: Option<&Item>, condition: Option<&Condition>) -> bool {
     match condition {
         None => true,

@@ -3,6 +3,7 @@
 
 use super::{
     BatchGetOutput, Condition, Item, Operation, Query, QueryPage, Table, TableError, TableUsage,
+    Update, Write,
 };
 use crate::keys::ItemKey;
 use crate::metrics::{DYNAMODB_REQUESTS, DYNAMODB_THROTTLES};
@@ -86,9 +87,24 @@ impl Table for MeteredTable {
         result
     }
 
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError> {
+    async fn update_item(&self, update: Update) -> Result<(), TableError> {
+        let span = request_span!("UpdateItem");
+        let result = self
+            .inner
+            .update_item(update)
+            .instrument(span.clone())
+            .await;
+        record(Operation::UpdateItem, &result, &span);
+        result
+    }
+
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
         let span = request_span!("TransactWriteItems");
-        let result = self.inner.transact_put(puts).instrument(span.clone()).await;
+        let result = self
+            .inner
+            .transact_write(writes)
+            .instrument(span.clone())
+            .await;
         record(Operation::TransactWriteItems, &result, &span);
         result
     }

@@ -65,6 +65,39 @@ pub enum Condition {
     },
 }
 
+/// An UpdateItem: sets `set` and removes `remove` on the item `key`, keeping every other
+/// attribute it has (the existing handlers' own, and ones this version does not know). An item
+/// is created when none exists and the condition allows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub key: ItemKey,
+    pub set: Item,
+    pub remove: Vec<String>,
+    pub condition: Option<Condition>,
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// PutItem: the whole item, replacing any item of its key.
+    Put {
+        item: Item,
+        condition: Option<Condition>,
+    },
+    /// UpdateItem.
+    Update(Update),
+}
+
+impl Write {
+    /// The key of the item written, when it has one.
+    pub fn key(&self) -> Option<ItemKey> {
+        match self {
+            Write::Put { item, .. } => item_key(item),
+            Write::Update(update) => Some(update.key.clone()),
+        }
+    }
+}
+
 /// Which sort keys a query visits within one partition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortKeyRange {
@@ -115,9 +148,12 @@ pub trait Table: Send + Sync + std::fmt::Debug + 'static {
     /// PutItem, refused with [`TableError::ConditionFailed`] when `condition` does not hold.
     async fn put_item(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError>;
 
-    /// TransactWriteItems of puts: all land or none does. Refused with
-    /// [`TableError::ConditionFailed`] when any condition does not hold.
-    async fn transact_put(&self, puts: Vec<(Item, Option<Condition>)>) -> Result<(), TableError>;
+    /// UpdateItem, refused with [`TableError::ConditionFailed`] when its condition does not hold.
+    async fn update_item(&self, update: Update) -> Result<(), TableError>;
+
+    /// TransactWriteItems: all writes land or none does; at most 100, of distinct items.
+    /// Refused with [`TableError::ConditionFailed`] when any condition does not hold.
+    async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError>;
 
     /// One page of a Query.
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError>;
@@ -132,6 +168,7 @@ pub enum Operation {
     GetItem,
     BatchGetItem,
     PutItem,
+    UpdateItem,
     TransactWriteItems,
     Query,
 }
@@ -143,6 +180,7 @@ impl Operation {
             Operation::GetItem => "GetItem",
             Operation::BatchGetItem => "BatchGetItem",
             Operation::PutItem => "PutItem",
+            Operation::UpdateItem => "UpdateItem",
             Operation::TransactWriteItems => "TransactWriteItems",
             Operation::Query => "Query",
         }
@@ -155,6 +193,7 @@ pub struct TableUsage {
     pub get_item: u64,
     pub batch_get_item: u64,
     pub put_item: u64,
+    pub update_item: u64,
     pub transact_write_items: u64,
     pub query: u64,
     pub throttled: u64,
@@ -167,7 +206,12 @@ pub struct TableUsage {
 impl TableUsage {
     /// Every request, of any operation.
     pub fn requests(&self) -> u64 {
-        self.get_item + self.batch_get_item + self.put_item + self.transact_write_items + self.query
+        self.get_item
+            + self.batch_get_item
+            + self.put_item
+            + self.update_item
+            + self.transact_write_items
+            + self.query
     }
 
     /// Read requests (GetItem, BatchGetItem, Query).
@@ -182,6 +226,7 @@ pub(crate) struct UsageCounters {
     get_item: AtomicU64,
     batch_get_item: AtomicU64,
     put_item: AtomicU64,
+    update_item: AtomicU64,
     transact_write_items: AtomicU64,
     query: AtomicU64,
     throttled: AtomicU64,
@@ -195,6 +240,7 @@ impl UsageCounters {
             Operation::GetItem => &self.get_item,
             Operation::BatchGetItem => &self.batch_get_item,
             Operation::PutItem => &self.put_item,
+            Operation::UpdateItem => &self.update_item,
             Operation::TransactWriteItems => &self.transact_write_items,
             Operation::Query => &self.query,
         };
@@ -228,6 +274,7 @@ impl UsageCounters {
             get_item: self.get_item.load(Ordering::Relaxed),
             batch_get_item: self.batch_get_item.load(Ordering::Relaxed),
             put_item: self.put_item.load(Ordering::Relaxed),
+            update_item: self.update_item.load(Ordering::Relaxed),
             transact_write_items: self.transact_write_items.load(Ordering::Relaxed),
             query: self.query.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),

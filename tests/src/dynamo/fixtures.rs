@@ -29,6 +29,27 @@ pub fn origin_items() -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
         .collect()
 }
 
+/// The items the existing handlers' own code wrote (tests/fixtures/origin-written.json, same
+/// form as origin-items.json) and their user.
+pub fn origin_written() -> anyhow::Result<(String, Vec<HashMap<String, AttributeValue>>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/origin-written.json");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let fixture: Value = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    let items = fixture
+        .get("items")
+        .and_then(Value::as_array)
+        .with_context(|| format!("{path} has no \"items\" array"))?
+        .iter()
+        .enumerate()
+        .map(|(index, item)| parse_item(item).with_context(|| format!("item {index} of {path}")))
+        .collect::<anyhow::Result<_>>()?;
+    let user = fixture
+        .get("user_id")
+        .and_then(Value::as_str)
+        .with_context(|| format!("{path} has no string \"user_id\""))?;
+    Ok((user.to_owned(), items))
+}
+
 /// The user_id of the fixture file.
 pub fn origin_user_id() -> anyhow::Result<String> {
     load()?

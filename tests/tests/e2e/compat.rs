@@ -310,19 +310,9 @@ fn same(a: &AttributeValue, b: &AttributeValue) -> bool {
 #[tokio::test]
 async fn goals_their_code_wrote_read_back_with_every_field() -> anyhow::Result<()> {
     let t = DynamoStore::start().await?;
-    let path = format!(
-        "{}/fixtures/origin-written.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    let items = fixture["items"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("no items in {path}"))?
-        .iter()
-        .map(parse_item)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (user, items) = goalstore_tests::dynamo::origin_written()?;
+    let user = user.as_str();
     t.seed(items.clone()).await?;
-    let user = fixture["user_id"].as_str().unwrap_or_default();
 
     let mut goals = 0;
     for item in items

@@ -18,6 +18,7 @@ mod lambda;
 mod lambda_contract;
 mod observability;
 mod otlp;
+mod progress_state;
 mod python;
 mod service;
 mod sidecar;

@@ -266,10 +266,13 @@ async fn rpc_store_dynamodb_and_redis_spans_reach_an_otlp_collector() -> anyhow:
         get.parent_span_id,
         find(received, GET_RPC).expect("seen").span_id
     );
-    let cache_read = find(received, "redis.GET").expect("seen");
-    assert_eq!(
-        cache_read.trace_id, get.trace_id,
-        "the cache read is in GetGoal's trace"
+    // (A create also reads Redis: the active list it patches.)
+    assert!(
+        received
+            .iter()
+            .any(|r| r.span.name == "redis.GET" && r.span.trace_id == get.trace_id),
+        "the cache read is in GetGoal's trace: {:?}",
+        names(received)
     );
     // No id in a span name: names are per operation, ids are attributes.
     assert!(

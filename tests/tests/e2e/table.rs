@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::keys::ItemKey;
 use goalstore::table::{
-    Condition, DynamoTable, Item, MemoryTable, Query, SortKeyRange, Table, TableError,
+    Condition, DynamoTable, Item, MemoryTable, Query, SortKeyRange, Table, TableError, Update,
+    Write,
 };
 use goalstore_tests::dynamo;
 use goalstore_tests::servers::MotoServer;
@@ -166,18 +167,22 @@ async fn batch_gets_agree() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn transactions_agree() -> anyhow::Result<()> {
+    let put = |sk: &str, version: &str, condition| Write::Put {
+        item: item("t", sk, version),
+        condition,
+    };
     for table in both().await? {
         table
-            .transact_put(vec![
-                (item("t", "a", "1"), Some(Condition::ItemAbsent)),
-                (item("t", "b", "1"), Some(Condition::ItemAbsent)),
+            .transact_write(vec![
+                put("a", "1", Some(Condition::ItemAbsent)),
+                put("b", "1", Some(Condition::ItemAbsent)),
             ])
             .await?;
         // One condition fails: nothing of the transaction lands.
         let refused = table
-            .transact_put(vec![
-                (item("t", "c", "1"), Some(Condition::ItemAbsent)),
-                (item("t", "a", "2"), Some(Condition::ItemAbsent)),
+            .transact_write(vec![
+                put("c", "1", Some(Condition::ItemAbsent)),
+                put("a", "2", Some(Condition::ItemAbsent)),
             ])
             .await;
         assert_eq!(refused, Err(TableError::ConditionFailed), "{table:?}");
@@ -190,7 +195,83 @@ async fn transactions_agree() -> anyhow::Result<()> {
             table.get_item(&key("t", "a")).await?,
             Some(item("t", "a", "1"))
         );
-        assert_eq!(table.usage().transact_write_items, 2);
+        // A SET keeps the attributes it does not name, and its condition guards the whole.
+        let mut a = item("t", "a", "1");
+        a.insert("kept".into(), AttributeValue::Bool(true));
+        table.put_item(a, None).await?;
+        let set = |version: &str, expected: &str| {
+            Write::Update(Update {
+                key: key("t", "a"),
+                set: HashMap::from([
+                    ("version".to_owned(), AttributeValue::S(version.into())),
+                    ("extra".to_owned(), AttributeValue::Null(true)),
+                ]),
+                remove: Vec::new(),
+                condition: Some(Condition::AttributeEquals {
+                    attribute: "version".into(),
+                    value: AttributeValue::S(expected.into()),
+                }),
+            })
+        };
+        let stale = table
+            .transact_write(vec![set("3", "2"), put("d", "1", None)])
+            .await;
+        assert_eq!(stale, Err(TableError::ConditionFailed), "{table:?}");
+        assert_eq!(table.get_item(&key("t", "d")).await?, None, "{table:?}");
+        table
+            .transact_write(vec![set("3", "1"), put("d", "1", None)])
+            .await?;
+        let mut expected = item("t", "a", "3");
+        expected.insert("kept".into(), AttributeValue::Bool(true));
+        expected.insert("extra".into(), AttributeValue::Null(true));
+        assert_eq!(
+            table.get_item(&key("t", "a")).await?,
+            Some(expected),
+            "{table:?}"
+        );
+        assert_eq!(table.usage().transact_write_items, 4);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn updates_agree() -> anyhow::Result<()> {
+    for table in both().await? {
+        let mut a = item("u", "a", "1");
+        a.insert("kept".into(), AttributeValue::N("7".into()));
+        a.insert("gone".into(), AttributeValue::N("1".into()));
+        table.put_item(a, None).await?;
+        let version = |v: &str| Condition::AttributeEquals {
+            attribute: "version".into(),
+            value: AttributeValue::S(v.into()),
+        };
+        let update = |sk: &str, v: &str, expected: &str| Update {
+            key: key("u", sk),
+            set: HashMap::from([("version".to_owned(), AttributeValue::S(v.into()))]),
+            remove: vec!["gone".to_owned()],
+            condition: Some(version(expected)),
+        };
+        assert_eq!(
+            table.update_item(update("a", "2", "0")).await,
+            Err(TableError::ConditionFailed),
+            "{table:?}"
+        );
+        // A condition on an attribute needs the item: nothing is created.
+        assert_eq!(
+            table.update_item(update("missing", "2", "1")).await,
+            Err(TableError::ConditionFailed),
+            "{table:?}"
+        );
+        assert_eq!(table.get_item(&key("u", "missing")).await?, None);
+        table.update_item(update("a", "2", "1")).await?;
+        let mut expected = item("u", "a", "2");
+        expected.insert("kept".into(), AttributeValue::N("7".into()));
+        assert_eq!(
+            table.get_item(&key("u", "a")).await?,
+            Some(expected),
+            "{table:?}"
+        );
+        assert_eq!(table.usage().update_item, 3, "{table:?}");
     }
     Ok(())
 }
