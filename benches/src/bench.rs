@@ -602,8 +602,20 @@ mod tests {
             .filter_map(|p| p["activities"].as_u64())
             .collect();
         assert_eq!(sizes, [10, 200]);
+        // Past the first touch, neither call grows with the history (#16).
+        for call in ["progress_miss", "log_activity"] {
+            assert_eq!(
+                history[0][call]["requests"], history[1][call]["requests"],
+                "{call}: {history:?}"
+            );
+        }
+        assert!(
+            history[1]["first_touch"]["read_units"].as_f64()
+                > history[0]["first_touch"]["read_units"].as_f64(),
+            "the first touch reads the whole history once: {history:?}"
+        );
         for point in history {
-            for call in ["progress_miss", "log_activity"] {
+            for call in ["first_touch", "progress_miss", "log_activity"] {
                 assert!(point[call]["requests"].as_u64() > Some(0), "{point}");
                 assert!(point[call]["read_units"].as_f64() > Some(0.0), "{point}");
             }

@@ -3,9 +3,12 @@
 //! call must not grow with them (#16).
 //!
 //! For each size, a fresh embedded table (the run's latency model) holds one recurring daily goal
-//! with that many past activities, loaded directly (no latency, no accounting). A store with the
-//! `local` strategy then makes a progress miss (a cold `get_progress`) and logs one activity; each
-//! is measured alone: wall time, DynamoDB requests, read and write units.
+//! with that many past activities, loaded directly (no latency, no accounting) as the existing
+//! handlers (or a goalstore before #16) left them: with no progress state. A store with the
+//! `local` strategy logs one activity (the *first touch*, which builds the state from every
+//! activity, once); then a store with a cold cache makes a progress miss, and the first store
+//! logs another activity. Each call is measured alone: wall time, DynamoDB requests, read and
+//! write units.
 //!
 //! It reads no trace and checks nothing: the replayer's stale-read checks cover correctness.
 
@@ -35,10 +38,12 @@ pub struct CallCost {
     pub write_units: f64,
 }
 
-/// The two calls at one history size.
+/// The calls at one history size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPoint {
     pub activities: u32,
+    /// The first log after the history was loaded: builds the goal's progress state (once).
+    pub first_touch: CallCost,
     pub progress_miss: CallCost,
     pub log_activity: CallCost,
 }
@@ -51,6 +56,7 @@ fn cost(before: &TableUsage, after: &TableUsage, started: Instant) -> CallCost {
             + delta.batch_get_item
             + delta.query
             + delta.put_item
+            + delta.update_item
             + delta.transact_write_items,
         read_units: delta.read_units,
         write_units: delta.write_units,
@@ -96,32 +102,41 @@ async fn probe_one(options: &MemoryTableOptions, size: u32) -> anyhow::Result<Hi
         table.insert(activity_to_item(activity)?)?;
     }
     table.insert(goal_to_item(&goal)?)?;
-    let store = GoalStore::new(
-        table.clone(),
-        StoreConfig {
-            cache: CacheConfig {
-                strategy: Strategy::Local,
-                ..CacheConfig::default()
-            },
-            ..StoreConfig::default()
+    let config = StoreConfig {
+        cache: CacheConfig {
+            strategy: Strategy::Local,
+            ..CacheConfig::default()
         },
-    )?;
+        ..StoreConfig::default()
+    };
+    let store = GoalStore::new(table.clone(), config.clone())?;
     let (user, goal_id) = (ids.user(0), ids.goal(0));
+    let log = || {
+        let mut activity = NewActivity::new(15.0);
+        activity.unit = goal.target.unit.clone();
+        activity
+    };
 
     let before = table.usage();
     let started = Instant::now();
-    store.get_progress(&user, &goal_id).await?;
+    store.log_activity(&user, &goal_id, log()).await?;
+    let first_touch = cost(&before, &table.usage(), started);
+
+    // Another instance, its cache cold.
+    let cold = GoalStore::new(table.clone(), config)?;
+    let before = table.usage();
+    let started = Instant::now();
+    cold.get_progress(&user, &goal_id).await?;
     let progress_miss = cost(&before, &table.usage(), started);
 
     let before = table.usage();
     let started = Instant::now();
-    let mut activity = NewActivity::new(15.0);
-    activity.unit = goal.target.unit.clone();
-    store.log_activity(&user, &goal_id, activity).await?;
+    store.log_activity(&user, &goal_id, log()).await?;
     let log_activity = cost(&before, &table.usage(), started);
 
     Ok(HistoryPoint {
         activities: size,
+        first_touch,
         progress_miss,
         log_activity,
     })

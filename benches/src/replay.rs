@@ -430,6 +430,10 @@ impl Shared {
                 None
             }
             Op::Create { user, goal } => {
+                // The rules read the user's active list (through the cache).
+                touches.push(Touch::AccessAgain {
+                    key: self.keys.active_goals(&self.user(*user)),
+                });
                 let spec = &self.trace.goals[*goal as usize];
                 let mut new =
                     NewGoal::new(spec.title.clone(), spec.pattern, target_for(spec.pattern));

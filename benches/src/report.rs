@@ -447,6 +447,8 @@ fn history_table(points: &[crate::history::HistoryPoint]) -> Table {
     table.load_style(ASCII_MARKDOWN);
     table.set_header(vec![
         "activities",
+        "first touch ms",
+        "read units",
         "progress miss ms",
         "requests",
         "read units",
@@ -456,9 +458,15 @@ fn history_table(points: &[crate::history::HistoryPoint]) -> Table {
         "write units",
     ]);
     for point in points {
-        let (p, l) = (&point.progress_miss, &point.log_activity);
+        let (f, p, l) = (
+            &point.first_touch,
+            &point.progress_miss,
+            &point.log_activity,
+        );
         table.add_row(vec![
             Cell::new(point.activities).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", f.ms)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", f.read_units)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.1}", p.ms)).set_alignment(CellAlignment::Right),
             Cell::new(p.requests).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.1}", p.read_units)).set_alignment(CellAlignment::Right),

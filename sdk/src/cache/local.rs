@@ -149,12 +149,27 @@ impl LocalTier {
         bytes: Bytes,
         ttl: Duration,
     ) -> bool {
+        self.complete(key, lease, bytes, self.jittered(ttl))
+    }
+
+    /// [`Self::complete_fill`] for exactly `ttl`: a value that replaces one in place (a patch)
+    /// keeps the lifetime the old one had left, already jittered.
+    pub fn complete_replacement(
+        &self,
+        key: &CacheKey,
+        lease: LocalLease,
+        bytes: Bytes,
+        ttl: Duration,
+    ) -> bool {
+        self.complete(key, lease, bytes, ttl)
+    }
+
+    fn complete(&self, key: &CacheKey, lease: LocalLease, bytes: Bytes, ttl: Duration) -> bool {
         let mut leases = self.shard(&key.text);
         if leases.get(&key.text) != Some(&lease.0) {
             return false;
         }
         leases.remove(&key.text);
-        let ttl = self.jittered(ttl);
         self.entries.insert(
             key.text.clone(),
             Entry {

@@ -580,6 +580,22 @@ impl Cache {
         Some(landed)
     }
 
+    /// [`Self::fill_local`] of a value replacing one in place, for exactly `ttl` (no jitter).
+    fn replace_local(
+        &self,
+        key: &CacheKey,
+        lease: Option<local::LocalLease>,
+        bytes: &Bytes,
+        ttl: Duration,
+    ) -> Option<bool> {
+        let (Some(local), Some(lease)) = (&self.local, lease) else {
+            return None;
+        };
+        let landed = local.complete_replacement(key, lease, bytes.clone(), ttl);
+        self.update_size_gauges();
+        Some(landed)
+    }
+
     /// Counts one fill, whatever the tiers it went to: stored if any tier took it, refused if
     /// every tier that answered refused it.
     fn record_fill(&self, tiers: [Option<bool>; 2]) {

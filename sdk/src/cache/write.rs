@@ -99,9 +99,16 @@ impl Cache {
         }
     }
 
-    /// Stores a write's value of one key under its leases, for `ttl` at most; whether it landed
-    /// (when it did not, the local lease is given back and the caller invalidates the key).
-    async fn store_leased(&self, leased: Leased, bytes: &Bytes, ttl: std::time::Duration) -> bool {
+    /// Stores a write's value of one key under its leases, for `ttl` at most (exactly, for a
+    /// `patch`: it keeps what the value it replaces had left); whether it landed (when it did
+    /// not, the local lease is given back and the caller invalidates the key).
+    async fn store_leased(
+        &self,
+        leased: Leased,
+        bytes: &Bytes,
+        ttl: std::time::Duration,
+        patch: bool,
+    ) -> bool {
         // A read that starts now must not join a fill that began before the write.
         self.flights.forget(&leased.key.text);
         let in_redis = match (&self.redis, leased.redis) {
@@ -120,7 +127,11 @@ impl Cache {
             }
             return false;
         }
-        let local = self.fill_local(&leased.key, leased.local, bytes, ttl);
+        let local = if patch {
+            self.replace_local(&leased.key, leased.local, bytes, ttl)
+        } else {
+            self.fill_local(&leased.key, leased.local, bytes, ttl)
+        };
         if local == Some(false) {
             // A newer local fill took the lease; what it read may predate Redis's value.
             self.drop_local(std::iter::once(&*leased.key.text));
@@ -156,7 +167,7 @@ impl WriteLeases {
             for (leased, bytes) in through.into_iter().zip(values) {
                 let key = leased.key.clone();
                 let ttl = cache.ttl_of(key.kind, &bytes);
-                if cache.store_leased(leased, &bytes, ttl).await {
+                if cache.store_leased(leased, &bytes, ttl, false).await {
                     written.push(key.text);
                 } else {
                     invalidate.push(key);
@@ -171,7 +182,7 @@ impl WriteLeases {
                     _ => None,
                 };
                 let stored = match new {
-                    Some((bytes, left)) => cache.store_leased(leased, &bytes, left).await,
+                    Some((bytes, left)) => cache.store_leased(leased, &bytes, left, true).await,
                     None => {
                         if let (Some(local), Some(lease)) = (&cache.local, leased.local) {
                             local.abandon_fill(&key, lease);

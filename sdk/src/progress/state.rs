@@ -80,6 +80,7 @@ pub struct ProgressState {
     latest: Vec<Mark>,
     latest_progress: Option<Mark>,
     total: ExactSum,
+    #[serde(with = "day_keys")]
     days: BTreeMap<NaiveDate, ExactSum>,
     /// `(year, month)` sums of the days before `days_from`.
     months: BTreeMap<(i32, u32), ExactSum>,
@@ -89,6 +90,7 @@ pub struct ProgressState {
     months_from: Option<i32>,
     /// Distinct UTC days with a `progress` activity, as `(first, last)` runs of consecutive
     /// days, sorted and apart by at least one missing day.
+    #[serde(with = "day_pairs")]
     runs: Vec<(NaiveDate, NaiveDate)>,
 }
 
@@ -287,5 +289,58 @@ impl ProgressState {
             last_activity_date: self.first_read_date(),
             trend: self.value_trend(),
         }
+    }
+}
+
+/// Days stored as numbers (days since 1 January of year 1), not text: most of a stored state is
+/// its day sums.
+fn day_number(day: &NaiveDate) -> i32 {
+    day.num_days_from_ce()
+}
+
+fn from_day_number<E: serde::de::Error>(n: i32) -> Result<NaiveDate, E> {
+    NaiveDate::from_num_days_from_ce_opt(n)
+        .ok_or_else(|| E::custom(format!("day {n} out of range")))
+}
+
+mod day_keys {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        days: &BTreeMap<NaiveDate, ExactSum>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(days.iter().map(|(day, sum)| (day_number(day), sum)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<NaiveDate, ExactSum>, D::Error> {
+        Vec::<(i32, ExactSum)>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(n, sum)| Ok((from_day_number(n)?, sum)))
+            .collect()
+    }
+}
+
+mod day_pairs {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        runs: &[(NaiveDate, NaiveDate)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(runs.iter().map(|(a, b)| (day_number(a), day_number(b))))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(NaiveDate, NaiveDate)>, D::Error> {
+        Vec::<(i32, i32)>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(a, b)| Ok((from_day_number(a)?, from_day_number(b)?)))
+            .collect()
     }
 }

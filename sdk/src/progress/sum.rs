@@ -9,10 +9,14 @@
 //! Past the f64 range (a sum above ~1.8e308) the result is infinite and, there only, may depend on
 //! the order; the calculators turn infinities into "no value" (`sanitize`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The exact sum of the values added so far.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Stored compactly (it is most of a goal's progress state, `store/state.rs`): a whole number
+/// that is the only partial as an integer, otherwise the partials as a list, and a sum that left
+/// the range as the list of its one infinity.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExactSum {
     /// Non-overlapping, by increasing magnitude; their exact sum is the sum.
     partials: Vec<f64>,
@@ -100,9 +104,85 @@ impl ExactSum {
     }
 }
 
+/// Integers up to this magnitude are exact in an f64.
+const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+impl Serialize for ExactSum {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (self.overflow, self.partials.as_slice()) {
+            (Some(infinite), _) => [infinite].serialize(serializer),
+            (None, [x]) if x.fract() == 0.0 && x.abs() < EXACT_INTEGER && *x != 0.0 => {
+                (*x as i64).serialize(serializer)
+            }
+            (None, partials) => partials.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExactSum {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Whole(i64),
+            Partials(Vec<f64>),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Whole(x) => ExactSum {
+                partials: vec![x as f64],
+                overflow: None,
+            },
+            Stored::Partials(partials) => match partials.as_slice() {
+                [x] if x.is_infinite() => ExactSum {
+                    partials: Vec::new(),
+                    overflow: Some(*x),
+                },
+                _ => ExactSum {
+                    partials,
+                    overflow: None,
+                },
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_sums_read_back_equal() {
+        let cases: Vec<Vec<f64>> = vec![
+            vec![],
+            vec![0.0],
+            vec![-0.0],
+            vec![3.0],
+            vec![-7.0, 2.0],
+            vec![0.1, 0.2, 0.3],
+            vec![1e16, 1.0, 1e-16],
+            vec![f64::MAX, f64::MAX],
+            vec![-f64::MAX, -f64::MAX],
+        ];
+        for values in cases {
+            let mut exact = ExactSum::default();
+            values.iter().for_each(|v| exact.add(*v));
+            let bytes = rmp_serde::to_vec(&exact).expect("encodes");
+            let back: ExactSum = rmp_serde::from_slice(&bytes).expect("decodes");
+            assert_eq!(back, exact, "{values:?}");
+            assert_eq!(
+                back.value().to_bits(),
+                exact.value().to_bits(),
+                "{values:?}"
+            );
+        }
+        let mut whole = ExactSum::default();
+        whole.add(12.0);
+        assert_eq!(
+            rmp_serde::to_vec(&whole).expect("encodes").len(),
+            1,
+            "a small whole number"
+        );
+    }
 
     fn sum(values: &[f64]) -> f64 {
         let mut exact = ExactSum::default();

@@ -1365,6 +1365,10 @@ mod bounded {
                 .unwrap_or(start);
             let now = last + chrono::Duration::days(later) + chrono::Duration::minutes(7);
             let rebuilt = ProgressState::of(&activities, last.date_naive());
+            // As stored (store/state.rs) and read back, it is the same state.
+            let stored: ProgressState =
+                rmp_serde::from_slice(&rmp_serde::to_vec(&state).expect("encodes")).expect("decodes");
+            prop_assert_eq!(&stored, &state);
             for &pattern in GoalPattern::ALL {
                 for period in [
                     None,

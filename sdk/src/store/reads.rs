@@ -117,24 +117,29 @@ impl GoalStore {
     /// `STATUS#active` index (one hot partition for all users).
     pub async fn list_active_goals(&self, user_id: &str) -> Result<Vec<Goal>> {
         self.observe("list_active_goals", user_id, async {
-            let user = UserId::parse(user_id)?;
-            match &self.inner.cache {
-                None => self.load_active_goals(&user).await,
-                Some(cache) => {
-                    let store = self.clone();
-                    let key = cache.keys().active_goals(&user);
-                    cache
-                        .read_through(key, codec::GOALS, move || {
-                            async move {
-                                Ok(codec::encode_goals(&store.load_active_goals(&user).await?))
-                            }
-                            .boxed()
-                        })
-                        .await
-                }
-            }
+            self.fetch_active_goals(&UserId::parse(user_id)?).await
         })
         .await
+    }
+
+    /// `list_active_goals` without the metrics and logs of a public call.
+    pub(super) async fn fetch_active_goals(&self, user: &UserId) -> Result<Vec<Goal>> {
+        match &self.inner.cache {
+            None => self.load_active_goals(user).await,
+            Some(cache) => {
+                let store = self.clone();
+                let key = cache.keys().active_goals(user);
+                let user = user.clone();
+                cache
+                    .read_through(key, codec::GOALS, move || {
+                        async move {
+                            Ok(codec::encode_goals(&store.load_active_goals(&user).await?))
+                        }
+                        .boxed()
+                    })
+                    .await
+            }
+        }
     }
 
     pub(super) async fn load_active_goals(&self, user: &UserId) -> Result<Vec<Goal>> {

@@ -179,8 +179,9 @@ impl GoalStore {
             limit: Some(FIRST_PAGE),
             start_after: None,
         };
+        // Through the batch loader: a progress miss reads the goal beside it, in one request.
         let (item, mut page) =
-            futures::try_join!(table.get_item(&state_key), table.query(&newest))?;
+            futures::try_join!(self.inner.loader.load(state_key), table.query(&newest))?;
         let (tally, version, stored) = match &item {
             Some(item) => decode(item),
             None => (Tally::default(), None, None),

@@ -56,7 +56,10 @@ impl GoalStore {
                 is_journal_linked: new.is_journal_linked,
             };
             crate::validate::goal(&mut goal)?;
-            let active = self.load_active_goals(&user).await?;
+            // The rules count the user's active goals: the cached list will do. It is current but
+            // for the pub/sub window, and no rule is a condition of the write anyway: two creates
+            // racing each other could both pass with a table read too.
+            let active = self.fetch_active_goals(&user).await?;
             if let Err(refused) = crate::validate::rules::new_goal(
                 goal.goal_pattern,
                 &goal.title,

@@ -578,6 +578,8 @@ async fn a_tiered_fill_counts_once_and_own_echoes_are_not_received() -> anyhow::
 async fn concurrent_misses_of_one_key_make_one_table_read() -> anyhow::Result<()> {
     let (store, table) = memory_store(Strategy::Local)?;
     store.create_goal("u1", milestone("g1")).await?;
+    // The create cached the list and the goal: start cold.
+    store.invalidate_user("u1").await?;
     let before = table.usage();
     let reads = (0..50).map(|_| store.list_active_goals("u1"));
     for result in futures::future::join_all(reads).await {

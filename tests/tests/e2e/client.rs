@@ -73,19 +73,28 @@ async fn unavailable_is_retried_only_where_it_is_safe() -> anyhow::Result<()> {
         "the first attempt was refused"
     );
 
-    // A write without a key is not retried: the caller hears UNAVAILABLE.
+    // A write without a key is not retried: the caller hears UNAVAILABLE. (The create's rules
+    // read u1's active list from the cache: the refused request is its put.)
     sidecar.table.throttle_next(1);
-    let refused = client.create_goal("u1", goal(None)).await;
+    let refused = client
+        .create_goal(
+            "u1",
+            NewGoal {
+                title: "retry me not".into(),
+                ..goal(None)
+            },
+        )
+        .await;
     assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    assert_eq!(client.list_active_goals("u1").await?.len(), 1);
 
-    // A read is retried.
+    // A read is retried (another user: u1's list is cached).
     sidecar.table.throttle_next(2);
-    let active = client.list_active_goals("u1").await?;
-    assert_eq!(active.len(), 1);
+    let active = client.list_active_goals("u3").await?;
+    assert!(active.is_empty());
     assert_eq!(sidecar.table.usage().throttled, 4);
 
     // More refusals than attempts: the read gives up with UNAVAILABLE, within its deadline.
-    // (Another user: u1's list is cached now.)
     sidecar.table.throttle_next(100);
     let started = std::time::Instant::now();
     let refused = client.list_active_goals("u2").await;
