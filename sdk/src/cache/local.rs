@@ -149,7 +149,7 @@ impl LocalTier {
         bytes: Bytes,
         ttl: Duration,
     ) -> bool {
-        self.complete(key, lease, bytes, self.jittered(ttl))
+        self.complete_replacement(key, lease, bytes, self.jittered(ttl))
     }
 
     /// [`Self::complete_fill`] for exactly `ttl`: a value that replaces one in place (a patch)
@@ -161,10 +161,6 @@ impl LocalTier {
         bytes: Bytes,
         ttl: Duration,
     ) -> bool {
-        self.complete(key, lease, bytes, ttl)
-    }
-
-    fn complete(&self, key: &CacheKey, lease: LocalLease, bytes: Bytes, ttl: Duration) -> bool {
         let mut leases = self.shard(&key.text);
         if leases.get(&key.text) != Some(&lease.0) {
             return false;
@@ -220,7 +216,8 @@ impl LocalTier {
         (self.entries.entry_count(), self.entries.weighted_size())
     }
 
-    fn jittered(&self, ttl: Duration) -> Duration {
+    /// `ttl` shortened by a random part of the configured jitter.
+    pub fn jittered(&self, ttl: Duration) -> Duration {
         if self.jitter == 0.0 {
             return ttl;
         }

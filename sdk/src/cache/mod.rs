@@ -572,12 +572,8 @@ impl Cache {
         bytes: &Bytes,
         ttl: Duration,
     ) -> Option<bool> {
-        let (Some(local), Some(lease)) = (&self.local, lease) else {
-            return None;
-        };
-        let landed = local.complete_fill(key, lease, bytes.clone(), ttl);
-        self.update_size_gauges();
-        Some(landed)
+        let jittered = self.local.as_ref().map(|local| local.jittered(ttl));
+        self.replace_local(key, lease, bytes, jittered.unwrap_or(ttl))
     }
 
     /// [`Self::fill_local`] of a value replacing one in place, for exactly `ttl` (no jitter).
