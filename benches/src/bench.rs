@@ -196,6 +196,10 @@ fn settings(args: &Args) -> BTreeMap<String, String> {
         "local_capacity_bytes",
         args.local_capacity_bytes.to_string(),
     );
+    set(
+        "others_log_activities",
+        args.others_log_activities.to_string(),
+    );
     set("ttl_active_goals", format!("{:?}", args.ttl_active_goals));
     set("ttl_progress", format!("{:?}", args.ttl_progress));
     set("ttl_goal", format!("{:?}", args.ttl_goal));
@@ -259,6 +263,7 @@ impl StrategyRun<'_> {
             counting.clone(),
             StoreConfig {
                 cache: cache.clone(),
+                others_log_activities: self.args.others_log_activities,
                 ..StoreConfig::default()
             },
         )

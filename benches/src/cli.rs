@@ -78,6 +78,12 @@ pub struct Args {
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub local_capacity_bytes: u64,
 
+    /// Whether the store counts activities other writers log (a query of the newest
+    /// activities with every log and progress miss); `false` measures a deployment where only
+    /// goalstore logs activities.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub others_log_activities: bool,
+
     /// Lifetime of a user's active goals in the cache.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ttl_active_goals: Duration,

@@ -71,6 +71,12 @@ pub struct StoreConfig {
     pub cache: CacheConfig,
     /// A successful call slower than this is logged as a warning.
     pub slow_call: std::time::Duration,
+    /// Whether writers other than goalstore (the existing handlers' log activity) may log
+    /// activities into the table. When they may (the default, while the existing handlers
+    /// serve that route), every read of a goal's progress state also queries the goal's newest
+    /// activities to count theirs (`store/state.rs`); once only goalstore logs activities, that
+    /// query is needed only for a goal that has no state yet.
+    pub others_log_activities: bool,
 }
 
 impl Default for StoreConfig {
@@ -81,6 +87,7 @@ impl Default for StoreConfig {
             max_page_size: 1000,
             cache: CacheConfig::default(),
             slow_call: std::time::Duration::from_millis(200),
+            others_log_activities: true,
         }
     }
 }

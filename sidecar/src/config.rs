@@ -129,6 +129,14 @@ pub struct Config {
     #[arg(long, env = "GOALSTORE_AUDIT_SAMPLE_RATE", value_parser = parse_share)]
     pub audit_sample_rate: Option<f64>,
 
+    /// Whether writers other than goalstore (the existing handlers' log activity route) may
+    /// log activities into the table. While they may, every log and progress read also queries
+    /// the goal's newest activities to count theirs; set `false` only once every writer of
+    /// activities is a goalstore that keeps the progress state (one request less per log and
+    /// per progress miss).
+    #[arg(long, env = "GOALSTORE_OTHERS_LOG_ACTIVITIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub others_log_activities: bool,
+
     /// Log format: `json` (one object a line, for log queries), `text`, or `auto` (text on a
     /// terminal, JSON otherwise). Level from RUST_LOG (default info).
     #[arg(long, env = "GOALSTORE_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
@@ -365,6 +373,7 @@ impl Config {
                 ..CacheConfig::default()
             },
             slow_call: self.slow_call,
+            others_log_activities: self.others_log_activities,
             ..StoreConfig::default()
         }
     }

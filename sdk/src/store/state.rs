@@ -180,11 +180,32 @@ impl GoalStore {
             start_after: None,
         };
         // Through the batch loader: a progress miss reads the goal beside it, in one request.
-        let (item, mut page) =
-            futures::try_join!(self.inner.loader.load(state_key), table.query(&newest))?;
+        let (item, page) = if self.inner.config.others_log_activities {
+            let (item, page) =
+                futures::try_join!(self.inner.loader.load(state_key), table.query(&newest))?;
+            (item, Some(page))
+        } else {
+            (self.inner.loader.load(state_key).await?, None)
+        };
         let (tally, version, stored) = match &item {
             Some(item) => decode(item),
             None => (Tally::default(), None, None),
+        };
+        // Only goalstore logs activities, and each is in the state it wrote with it: there is
+        // nothing to catch up unless there is no state yet (built from every activity, once).
+        let mut page = match page {
+            Some(page) => page,
+            None if version.is_some() => {
+                let mut state = GoalState {
+                    tally,
+                    version,
+                    stored,
+                    caught_up: Vec::new(),
+                };
+                state.tally.settle(self.now().date_naive());
+                return Ok(state);
+            }
+            None => table.query(&newest).await?,
         };
         let mut state = GoalState {
             tally,

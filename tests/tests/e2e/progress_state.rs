@@ -371,3 +371,65 @@ async fn writes_keep_the_cached_active_list_current() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn once_only_goalstore_logs_activities_a_log_is_one_read_and_one_write() -> anyhow::Result<()>
+{
+    let t = DynamoStore::with_config(StoreConfig {
+        others_log_activities: false,
+        ..StoreConfig::default()
+    })
+    .await?;
+    t.store.create_goal("u1", milestone("template")).await?;
+    let first = t
+        .store
+        .log_activity("u1", "template", NewActivity::new(1.0))
+        .await?;
+    // A goal with a history and no state yet (written before the state existed): its first
+    // touch still reads every activity.
+    t.store.create_goal("u1", milestone("old")).await?;
+    let mut template = goalstore::item::activity_to_item(&first.activity)?;
+    template.insert("goal_id".into(), AttributeValue::S("old".into()));
+    let now = chrono::Utc::now();
+    t.seed(
+        (1..=20)
+            .map(|day| {
+                their_activity(
+                    &template,
+                    &format!("00000000-0000-4000-8000-{day:012}"),
+                    now - chrono::Duration::days(day),
+                    2.0,
+                )
+            })
+            .collect(),
+    )
+    .await?;
+    let logged = t
+        .store
+        .log_activity("u1", "old", NewActivity::new(1.0))
+        .await?;
+    assert_eq!(
+        logged.progress.total_accumulated,
+        Some(41.0),
+        "built from all 20, once"
+    );
+    assert_eq!(state_count(&t, "u1", "old").await?, Some(21));
+
+    t.proxy.reset();
+    let logged = t
+        .store
+        .log_activity("u1", "old", NewActivity::new(1.0))
+        .await?;
+    assert_eq!(logged.progress.total_accumulated, Some(42.0));
+    assert_eq!(
+        (
+            t.proxy.count("BatchGetItem"),
+            t.proxy.count("TransactWriteItems"),
+            t.proxy.total()
+        ),
+        (1, 1, 2),
+        "the state, then one write: {:?}",
+        t.proxy.counts()
+    );
+    Ok(())
+}
