@@ -92,7 +92,7 @@ pub struct WrittenKeys {
     /// Keys whose new value the write knows: the goal it wrote, the progress it computed.
     pub through: Vec<CacheKey>,
     /// Keys whose new value is the cached one with the written goal put in, replaced or taken
-    /// out: the user's active goals.
+    /// out: the user's active goals (patched by the `local` strategy, dropped with Redis).
     pub patched: Vec<CacheKey>,
     /// Keys it only makes stale (dropped).
     pub stale: Vec<CacheKey>,

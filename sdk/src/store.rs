@@ -18,7 +18,8 @@
 //! Caching (`cache`): reads of active goals, progress and single goals go through the cache; a
 //! write leases the keys its event touches after its reads and before its table write and, once
 //! it returned, writes through what it wrote (the goal, a logged activity's progress), patches
-//! the cached active list and drops the rest (`events::written_keys`, `cache/write.rs`).
+//! the cached active list (`local` strategy) and drops the rest (`events::written_keys`,
+//! `cache/write.rs`).
 //!
 //! The files: this one holds the types, the store's set-up, statistics, invalidation and events;
 //! `reads.rs` the reads and their loaders; `writes.rs` the conditional writes and idempotency;

@@ -9,13 +9,20 @@
 //! and read the new value from Redis.
 //!
 //! A *patched* key (the active list) is one whose new value is its cached value with the written
-//! goal put in: the write reads the value under its lease (from Redis when there is one, the
-//! shared copy), patches it and stores it back under the same lease, for no longer than the value
-//! it patched had left, so a patch never extends how long a change made elsewhere (the existing
-//! handlers) can go unseen. The lease makes the read-patch-store safe: whatever changed the value
-//! after the lease was taken took a newer lease or deleted it, and the store is refused. With no
-//! cached value there is nothing to patch, and the key is invalidated. Keys the write makes stale
-//! without knowing their new value are invalidated as before.
+//! goal put in: the write reads the value under its lease, patches it and stores it back under
+//! the same lease, for no longer than the value it patched had left, so a patch never extends how
+//! long a change made elsewhere (the existing handlers) can go unseen. The lease makes the
+//! read-patch-store safe: whatever changed the value after the lease was taken took a newer lease
+//! or deleted it, and the store is refused. With no cached value there is nothing to patch, and
+//! the key is invalidated.
+//!
+//! Patching is for the `local` strategy only. With Redis, a value can be stale for a while after
+//! all: while another instance's Redis calls fail, its invalidation reaches Redis only at its
+//! replay. An invalidation by a later write removes such a value (the next read goes to the
+//! table); a patch would build on it and store it again, so with a Redis tier patched keys are
+//! invalidated instead. (The cancellation harness's auditor caught it: stale active lists in the
+//! local tier of the other instance during Redis faults.) Keys the write makes stale without
+//! knowing their new value are invalidated as before.
 //!
 //! Cancellation: after the table write landed, [`WriteLeases::landed`] finishes on a task of its
 //! own. Leases dropped unused (the caller was dropped, or the write failed in a way that may have
@@ -64,16 +71,21 @@ impl Cache {
         for key in keys.through {
             through.push(self.lease(key).await);
         }
+        let mut stale = keys.stale;
         let mut patched = Vec::with_capacity(keys.patched.len());
         for key in keys.patched {
-            patched.push(self.lease(key).await);
+            if self.redis.is_some() {
+                stale.push(key);
+            } else {
+                patched.push(self.lease(key).await);
+            }
         }
         WriteLeases {
             cache: Arc::clone(self),
             event,
             through,
             patched,
-            stale: keys.stale,
+            stale,
             settled: false,
         }
     }
@@ -84,19 +96,10 @@ impl Cache {
         Leased { key, local, redis }
     }
 
-    /// The value of a patched key to patch, and how long it has left: Redis's when there is a
-    /// Redis tier (the copy every instance shares), else the local one.
-    async fn patch_base(&self, key: &CacheKey) -> Option<(Bytes, std::time::Duration)> {
-        match &self.redis {
-            Some(redis) => match redis.get(key).await {
-                Ok(Some((bytes, left))) => {
-                    let ttl = self.ttl_of(key.kind, &bytes);
-                    Some((bytes, left.map_or(ttl, |left| left.min(ttl))))
-                }
-                _ => None,
-            },
-            None => self.local.as_ref()?.peek(key),
-        }
+    /// The value of a patched key to patch (local: patches are for the `local` strategy only),
+    /// and how long it has left.
+    fn patch_base(&self, key: &CacheKey) -> Option<(Bytes, std::time::Duration)> {
+        self.local.as_ref()?.peek(key)
     }
 
     /// Stores a write's value of one key under its leases, for `ttl` at most (exactly, for a
@@ -177,7 +180,7 @@ impl WriteLeases {
             for leased in patched {
                 let key = leased.key.clone();
                 let patch = patches.next();
-                let new = match (patch, cache.patch_base(&key).await) {
+                let new = match (patch, cache.patch_base(&key)) {
                     (Some(patch), Some((base, left))) => patch(&base).map(|bytes| (bytes, left)),
                     _ => None,
                 };

@@ -266,7 +266,7 @@ async fn rpc_store_dynamodb_and_redis_spans_reach_an_otlp_collector() -> anyhow:
         get.parent_span_id,
         find(received, GET_RPC).expect("seen").span_id
     );
-    // (A create also reads Redis: the active list it patches.)
+    // (A create also reads Redis: the active list its rules check.)
     assert!(
         received
             .iter()
