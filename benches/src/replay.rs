@@ -298,9 +298,14 @@ impl Shared {
         values: &[Option<usize>],
     ) -> Vec<Touch> {
         let written = written_keys(&self.keys, &self.user(user), &self.goal(goal), event);
+        // An update or archive that leaves pattern and target alone (the trace's never change
+        // them) keeps the progress key (`progress::depends_on_change`).
+        let keeps_progress = matches!(event, EventKind::GoalUpdated | EventKind::GoalArchived);
+        let progress = self.progress_key(goal);
         let mut touches: Vec<Touch> = written
             .stale
             .into_iter()
+            .filter(|key| !(keeps_progress && key.text == progress.text))
             .map(|key| Touch::Invalidate { key })
             .collect();
         for (key, size) in written.through.into_iter().zip(values) {

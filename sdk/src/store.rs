@@ -477,16 +477,28 @@ impl GoalStore {
     }
 
     /// The cache leases of a write that makes `event`, taken before its table write (see
-    /// `cache/write.rs`); `None` without a cache.
+    /// `cache/write.rs`); `None` without a cache. `keeps_progress`: the write leaves the goal's
+    /// progress as it is (`WriteLeases::also_stale` adds the key back when it turns out
+    /// otherwise, see `modify_goal`).
     pub(super) async fn begin_write(
         &self,
         user: &UserId,
         goal: &GoalId,
         event: &EventKind,
+        keeps_progress: bool,
     ) -> Option<crate::cache::write::WriteLeases> {
         let cache = self.inner.cache.as_ref()?;
-        let keys = crate::events::written_keys(cache.keys(), user, goal, event);
+        let mut keys = crate::events::written_keys(cache.keys(), user, goal, event);
+        if keeps_progress {
+            let progress = cache.keys().progress(goal);
+            keys.stale.retain(|key| key.text != progress.text);
+        }
         Some(cache.begin_write(event.name(), keys).await)
+    }
+
+    /// The cache key of a goal's progress; `None` without a cache.
+    pub(super) fn progress_key(&self, goal: &GoalId) -> Option<crate::cache::keys::CacheKey> {
+        Some(self.inner.cache.as_ref()?.keys().progress(goal))
     }
 
     /// Drops the cache keys `event` makes stale — all of them, even if the caller is dropped

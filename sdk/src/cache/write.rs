@@ -210,6 +210,13 @@ impl WriteLeases {
         }
     }
 
+    /// Makes `key` stale too (before the table write: a write that turned out to touch it).
+    pub fn also_stale(&mut self, key: CacheKey) {
+        if !self.stale.iter().any(|k| k.text == key.text) {
+            self.stale.push(key);
+        }
+    }
+
     /// The write certainly changed nothing (refused before writing, or its condition failed):
     /// gives the leases back.
     pub fn unchanged(mut self) {

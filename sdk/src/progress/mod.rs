@@ -35,6 +35,12 @@ use crate::model::{Activity, ActivityType, Goal, GoalPattern, Progress};
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
 
+/// Whether the progress of `after` may differ from that of `before`, a version of the same goal,
+/// for the same activities and `now`: the calculators read the goal's pattern and target only.
+pub fn depends_on_change(before: &Goal, after: &Goal) -> bool {
+    before.goal_pattern != after.goal_pattern || before.target != after.target
+}
+
 /// The progress of `goal` given all of its `activities` (any order), as of `now`.
 ///
 /// Upstream reads only the newest 1000 (GET progress) or 100 (recompute on log) activities;

@@ -114,7 +114,7 @@ impl GoalStore {
                 })
                 .transpose()?;
             let leases = self
-                .begin_write(&user, &goal_id, &EventKind::GoalCreated)
+                .begin_write(&user, &goal_id, &EventKind::GoalCreated, false)
                 .await;
             let written = self.put_new(item, marker).await;
             match written {
@@ -386,7 +386,7 @@ impl GoalStore {
                     // After the reads: a miss that filled the cache took a lease of its own,
                     // and a write-through must hold the newest one.
                     leases = Some(
-                        self.begin_write(&user, &goal_id, &EventKind::ActivityLogged)
+                        self.begin_write(&user, &goal_id, &EventKind::ActivityLogged, false)
                             .await,
                     );
                 }
@@ -687,8 +687,10 @@ impl GoalStore {
                     Err(error) => return Err(error),
                 };
                 if leases.is_none() {
-                    // After the read, as in log_activity.
-                    leases = Some(self.begin_write(user, goal_id, event).await);
+                    // After the read, as in log_activity. The progress key is kept unless a
+                    // version this writes changes what progress reads (made stale below, before
+                    // the table write, so a dropped call drops it too).
+                    leases = Some(self.begin_write(user, goal_id, event, true).await);
                 }
                 let Some(goal) = changed else {
                     // Unchanged. A version read from the table is written through anyway: a
@@ -696,6 +698,13 @@ impl GoalStore {
                     return Ok((current.status, current, read.cached));
                 };
                 let (goal, update) = self.goal_write(&current, goal, now)?;
+                if crate::progress::depends_on_change(&current, &goal) {
+                    if let (Some(Some(leases)), Some(key)) =
+                        (leases.as_mut(), self.progress_key(goal_id))
+                    {
+                        leases.also_stale(key);
+                    }
+                }
                 match self.inner.table.update_item(update).await {
                     Ok(()) => return Ok((current.status, goal, false)),
                     Err(TableError::ConditionFailed) => from_cache = false,

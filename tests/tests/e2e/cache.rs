@@ -366,13 +366,35 @@ async fn writes_put_what_they_know_and_drop_the_rest() -> anyhow::Result<()> {
         before,
         "the archived goal was taken out of the cached list"
     );
+    // An archive changes nothing progress reads: the progress stays cached.
+    store.get_progress("u1", "g1").await?;
+    assert_eq!(reads(&table), before, "the progress was kept");
     let stats = store.stats().cache.expect("a cache");
-    // An archive drops the progress; the goal is written and the list patched, not dropped.
-    assert_eq!(
-        stats.invalidations.get("goal_archived").copied(),
-        Some(1),
-        "{stats:?}"
-    );
+    // The goal is written through, the list patched, the progress kept: nothing dropped.
+    assert_eq!(stats.invalidations.get("goal_archived"), None, "{stats:?}");
+    // An update of the target changes the progress: it is dropped, and read again.
+    store.create_goal("u1", milestone("g2")).await?;
+    store.get_progress("u1", "g2").await?;
+    store.update_goal("u1", "g2", retitle("renamed")).await?;
+    let before = reads(&table);
+    store.get_progress("u1", "g2").await?;
+    assert_eq!(reads(&table), before, "a new title keeps the progress");
+    store
+        .update_goal(
+            "u1",
+            "g2",
+            GoalUpdate {
+                target: Some(goalstore_tests::goals::target_for(
+                    GoalPattern::Milestone,
+                    500.0,
+                )),
+                ..GoalUpdate::default()
+            },
+        )
+        .await?;
+    let progress = store.get_progress("u1", "g2").await?;
+    assert!(reads(&table) > before, "a new target drops the progress");
+    assert_eq!(progress.remaining_to_goal, Some(500.0));
     Ok(())
 }
 
