@@ -36,6 +36,9 @@ pub(crate) const CATCH_UP_MARGIN: Duration = Duration::minutes(5);
 const FIRST_PAGE: u32 = 4;
 /// The `schema` of the items this version writes.
 const SCHEMA: u32 = 1;
+/// Activities one goal may take within [`CATCH_UP_MARGIN`]: the state keeps each one's sort
+/// key for that long, and its item must stay far below DynamoDB's 400 KB.
+pub(crate) const MAX_RECENT: usize = 2_000;
 
 /// What the `state` attribute holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +73,18 @@ impl Tally {
             self.state.add(activity);
         }
         self.recent.insert(suffix);
+    }
+
+    /// Refuses one more activity when the goal already took [`MAX_RECENT`] within the margin
+    /// (a runaway client; the state item would outgrow what DynamoDB stores).
+    pub(crate) fn room_for_one_more(&self, goal: &GoalId) -> Result<()> {
+        if self.recent.len() < MAX_RECENT {
+            return Ok(());
+        }
+        Err(Error::ResourceExhausted(format!(
+            "goal `{goal}` took {MAX_RECENT} activities in the last {} minutes; try again later",
+            CATCH_UP_MARGIN.num_minutes()
+        )))
     }
 
     /// Forgets the sort keys no catch-up reads any more, and prunes the state as of `today`.
@@ -306,6 +321,52 @@ mod tests {
             ["2025-01-05T10:07:00+00:00"],
             "a key below the bound is never read again, so it is forgotten"
         );
+    }
+
+    #[test]
+    fn a_goal_takes_a_bounded_number_of_activities_within_the_margin() {
+        let goal = GoalId::parse("g").expect("valid");
+        let mut tally = Tally::default();
+        let start = DateTime::parse_from_rfc3339("2025-01-05T10:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        for n in 0..MAX_RECENT {
+            assert!(tally.room_for_one_more(&goal).is_ok(), "{n}");
+            let at = start + Duration::milliseconds(n as i64);
+            tally.include(crate::model::key_form(at), None);
+            tally.settle(at.date_naive());
+        }
+        assert!(matches!(
+            tally.room_for_one_more(&goal),
+            Err(Error::ResourceExhausted(_))
+        ));
+        let full = GoalState {
+            tally: tally.clone(),
+            version: None,
+            stored: None,
+            caught_up: Vec::new(),
+        }
+        .to_item(&UserId::parse("u").expect("valid"), &goal)
+        .expect("encodes");
+        assert!(
+            crate::table::item_size(&full) < 100_000,
+            "{} bytes at the most",
+            crate::table::item_size(&full)
+        );
+        // Once the margin has passed, the old keys are forgotten and there is room again.
+        let later = start + CATCH_UP_MARGIN + Duration::seconds(10);
+        tally.include(crate::model::key_form(later), None);
+        tally.settle(later.date_naive());
+        assert!(tally.room_for_one_more(&goal).is_ok());
+        let item = GoalState {
+            tally,
+            version: None,
+            stored: None,
+            caught_up: Vec::new(),
+        }
+        .to_item(&UserId::parse("u").expect("valid"), &goal)
+        .expect("encodes");
+        assert!(crate::table::item_size(&item) < 10_000);
     }
 
     #[test]
