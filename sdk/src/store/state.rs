@@ -206,27 +206,21 @@ impl GoalStore {
             Some(item) => decode(item),
             None => (Tally::default(), None, None),
         };
-        // Only goalstore logs activities, and each is in the state it wrote with it: there is
-        // nothing to catch up unless there is no state yet (built from every activity, once).
-        let mut page = match page {
-            Some(page) => page,
-            None if version.is_some() => {
-                let mut state = GoalState {
-                    tally,
-                    version,
-                    stored,
-                    caught_up: Vec::new(),
-                };
-                state.tally.settle(self.now().date_naive());
-                return Ok(state);
-            }
-            None => table.query(&newest).await?,
-        };
         let mut state = GoalState {
             tally,
             version,
             stored,
             caught_up: Vec::new(),
+        };
+        let mut page = match page {
+            Some(page) => page,
+            // Only goalstore logs activities, and each is in the state it wrote with it: there
+            // is nothing to catch up unless there is no state yet (built from every activity).
+            None if state.version.is_some() => {
+                state.tally.settle(self.now().date_naive());
+                return Ok(state);
+            }
+            None => table.query(&newest).await?,
         };
         let bound = format!("{prefix}{}", state.tally.bound());
         let mut found: Vec<(String, Option<Activity>)> = Vec::new();
@@ -240,9 +234,11 @@ impl GoalStore {
                     reached = true;
                     break;
                 }
-                let suffix = key.sk[prefix.len()..].to_owned();
-                if !state.tally.holds(&suffix) {
-                    found.push((suffix, activity_from_item(item).ok()));
+                let Some(suffix) = key.sk.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if !state.tally.holds(suffix) {
+                    found.push((suffix.to_owned(), activity_from_item(item).ok()));
                 }
             }
             if reached {

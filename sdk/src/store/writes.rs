@@ -517,8 +517,7 @@ impl GoalStore {
         let goal_id = GoalId::parse(&goal.goal_id)?;
         let item = fits("activity", activity_to_item(activity)?)?;
         state.tally.room_for_one_more(&goal_id)?;
-        let sk = crate::keys::activity_sk(&goal_id, activity.logged_at.instant().unwrap_or(now));
-        let suffix = sk[activity_sk_prefix(&goal_id).len()..].to_owned();
+        let suffix = crate::model::key_form(activity.logged_at.instant().unwrap_or(now));
         state.tally.include(suffix, Some(activity));
         state.tally.settle(now.date_naive());
         let mut written = goal.clone();
