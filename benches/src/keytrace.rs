@@ -97,54 +97,43 @@ impl KeyTrace {
     /// Appends what one operation did, at `at` since the run began.
     pub fn record(&mut self, at: Duration, touches: Vec<Touch>) {
         for touch in touches {
-            match touch {
-                Touch::Access { key, value_bytes } => {
-                    let id = self.intern(&key);
-                    let size = Self::weight(&key, value_bytes);
-                    self.sizes[id as usize] = self.sizes[id as usize].max(size);
-                    self.events.push(Event::Access {
-                        key: id,
-                        size,
-                        at,
-                        ttl: self.ttl(key.kind),
-                    });
-                }
-                Touch::AccessAgain { key } => {
-                    let id = self.intern(&key);
-                    let size = self.sizes[id as usize].max(Self::weight(&key, 0));
-                    self.events.push(Event::Access {
-                        key: id,
-                        size,
-                        at,
-                        ttl: self.ttl(key.kind),
-                    });
-                }
-                Touch::PutAgain { key } => {
-                    let id = self.intern(&key);
-                    let size = self.sizes[id as usize].max(Self::weight(&key, 0));
-                    self.events.push(Event::Put {
-                        key: id,
-                        size,
-                        at,
-                        ttl: self.ttl(key.kind),
-                    });
-                }
-                Touch::Put { key, value_bytes } => {
-                    let id = self.intern(&key);
-                    let size = Self::weight(&key, value_bytes);
-                    self.sizes[id as usize] = self.sizes[id as usize].max(size);
-                    self.events.push(Event::Put {
-                        key: id,
-                        size,
-                        at,
-                        ttl: self.ttl(key.kind),
-                    });
-                }
+            let (key, value_bytes, put) = match touch {
+                Touch::Access { key, value_bytes } => (key, Some(value_bytes), false),
+                Touch::AccessAgain { key } => (key, None, false),
+                Touch::Put { key, value_bytes } => (key, Some(value_bytes), true),
+                Touch::PutAgain { key } => (key, None, true),
                 Touch::Invalidate { key } => {
                     let id = self.intern(&key);
                     self.events.push(Event::Invalidate { key: id });
+                    continue;
                 }
-            }
+            };
+            let id = self.intern(&key);
+            // A size the replayer does not see weighs what the key last weighed.
+            let size = match value_bytes {
+                Some(value_bytes) => {
+                    let size = Self::weight(&key, value_bytes);
+                    self.sizes[id as usize] = self.sizes[id as usize].max(size);
+                    size
+                }
+                None => self.sizes[id as usize].max(Self::weight(&key, 0)),
+            };
+            let ttl = self.ttl(key.kind);
+            self.events.push(if put {
+                Event::Put {
+                    key: id,
+                    size,
+                    at,
+                    ttl,
+                }
+            } else {
+                Event::Access {
+                    key: id,
+                    size,
+                    at,
+                    ttl,
+                }
+            });
         }
     }
 
