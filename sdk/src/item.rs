@@ -5,6 +5,10 @@
 //! | goal     | `USER#{user_id}` | `GOAL#{goal_id}`                      | `EntityType=Goal`, `gsi1_pk=STATUS#{status}`, `gsi1_sk`=created_at |
 //! | activity | `USER#{user_id}` | `ACTIVITY#{goal_id}#{logged_at}`      | `EntityType=GoalActivity`, `gsi1_pk=GOAL#{goal_id}`, `gsi1_sk`=logged_at |
 //!
+//! goalstore's own items sit beside them under sort keys the existing handlers never read:
+//! idempotency markers (`IDEMPOTENCY#…`, `idempotency.rs`) and each goal's progress state
+//! (`PROGRESS#{goal_id}`, `store/state.rs`).
+//!
 //! Draft goals carry `TTL` = created_at + 30 days, activities `TTL` = logged_at + 365 days (epoch
 //! seconds). Key attributes hold timestamps in upstream's `+00:00` form, plain attributes keep
 //! the text as it is.
