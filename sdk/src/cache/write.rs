@@ -96,12 +96,6 @@ impl Cache {
         Leased { key, local, redis }
     }
 
-    /// The value of a patched key to patch (local: patches are for the `local` strategy only),
-    /// and how long it has left.
-    fn patch_base(&self, key: &CacheKey) -> Option<(Bytes, std::time::Duration)> {
-        self.local.as_ref()?.peek(key)
-    }
-
     /// Stores a write's value of one key under its leases, for `ttl` at most (exactly, for a
     /// `patch`: it keeps what the value it replaces had left); whether it landed (when it did
     /// not, the local lease is given back and the caller invalidates the key).
@@ -180,7 +174,8 @@ impl WriteLeases {
             for leased in patched {
                 let key = leased.key.clone();
                 let patch = patches.next();
-                let new = match (patch, cache.patch_base(&key)) {
+                // Patches are for the `local` strategy only: the local copy is the value.
+                let new = match (patch, cache.peek_local(&key)) {
                     (Some(patch), Some((base, left))) => patch(&base).map(|bytes| (bytes, left)),
                     _ => None,
                 };

@@ -317,7 +317,7 @@ impl GoalStore {
     }
 
     /// Every activity of a goal, oldest first.
-    pub(crate) async fn all_activities(
+    pub(super) async fn all_activities(
         &self,
         user: &UserId,
         goal: &GoalId,

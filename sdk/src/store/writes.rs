@@ -695,7 +695,7 @@ impl GoalStore {
                 let Some(goal) = changed else {
                     // Unchanged. A version read from the table is written through anyway: a
                     // cache may hold an older one.
-                    return Ok((current.status, current, read.cached));
+                    return Ok((current.status, current, !read.cached));
                 };
                 let (goal, update) = self.goal_write(&current, goal, now)?;
                 if crate::progress::depends_on_change(&current, &goal) {
@@ -706,7 +706,7 @@ impl GoalStore {
                     }
                 }
                 match self.inner.table.update_item(update).await {
-                    Ok(()) => return Ok((current.status, goal, false)),
+                    Ok(()) => return Ok((current.status, goal, true)),
                     Err(TableError::ConditionFailed) => from_cache = false,
                     Err(error) => return Err(error.into()),
                 }
@@ -714,22 +714,8 @@ impl GoalStore {
             Err(conflict(goal_id))
         }
         .await;
-        let leases = leases.flatten();
-        match result {
-            Ok((before, goal, true)) => {
-                if let Some(leases) = leases {
-                    leases.unchanged();
-                }
-                Ok((before, goal))
-            }
-            Ok((before, goal, false)) => {
-                let goal = settle(leases, Ok(goal)).await?;
-                Ok((before, goal))
-            }
-            Err(error) => settle(leases, Err(error))
-                .await
-                .map(|goal| (goal.status, goal)),
-        }
+        settle(leases.flatten(), &result).await;
+        result.map(|(before, goal, _)| (before, goal))
     }
 
     /// `goal`, a new version of `current`, as written over it: in the form the existing
@@ -764,18 +750,19 @@ pub(super) struct ReadGoal {
     pub(super) cached: bool,
 }
 
-/// Settles a goal write's cache leases by its outcome: the goal written goes through the cache;
-/// a write refused before the table, or whose condition kept failing, gives them back; any other
-/// failure may have landed, so its keys are invalidated (dropping the leases does that).
+/// Settles a goal write's cache leases by its outcome `(status before, goal, write through)`:
+/// the goal as the table now holds it goes through the cache; a cached goal left unchanged, a
+/// write refused before the table, or one whose condition kept failing, gives them back; any
+/// other failure may have landed, so its keys are invalidated (dropping the leases does that).
 async fn settle(
     leases: Option<crate::cache::write::WriteLeases>,
-    written: Result<Goal>,
-) -> Result<Goal> {
+    outcome: &Result<(GoalStatus, Goal, bool)>,
+) {
     let Some(leases) = leases else {
-        return written;
+        return;
     };
-    match &written {
-        Ok(goal) => {
+    match outcome {
+        Ok((_, goal, true)) => {
             leases
                 .landed(
                     vec![codec::encode_goal(Some(goal))],
@@ -783,7 +770,8 @@ async fn settle(
                 )
                 .await
         }
-        Err(
+        Ok((_, _, false))
+        | Err(
             Error::InvalidArgument { .. }
             | Error::Rule(_)
             | Error::NotFound { .. }
@@ -791,10 +779,8 @@ async fn settle(
         ) => leases.unchanged(),
         Err(_) => drop(leases),
     }
-    written
 }
 
-/// The user's active goals with `goal` as written: put in (in the order the list is read in:
 /// by created_at, then goal id), replaced, or taken out when it is no longer active.
 fn active_list_patch(goal: &Goal) -> crate::cache::write::Patch {
     let goal = goal.clone();

@@ -3,6 +3,7 @@
 //! a log reads a bounded number of items however long the history, a write over a stale cached
 //! goal is refused and retried, and a write keeps the cached active list current.
 
+use crate::cache::retitle;
 use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::item::{activity_from_item, goal_from_item};
 use goalstore::{
@@ -253,11 +254,7 @@ async fn a_write_over_a_stale_cached_goal_is_refused_and_retried() -> anyhow::Re
     t.store.create_goal("u1", milestone("g")).await?;
     assert_eq!(t.store.get_goal("u1", "g").await?.title, "goal g");
     // Another instance renames it; this one's cache still holds the first version.
-    let rename = |title: &str| GoalUpdate {
-        title: Some(title.to_owned()),
-        ..GoalUpdate::default()
-    };
-    other.update_goal("u1", "g", rename("renamed")).await?;
+    other.update_goal("u1", "g", retitle("renamed")).await?;
 
     t.proxy.reset();
     let logged = t
@@ -281,7 +278,7 @@ async fn a_write_over_a_stale_cached_goal_is_refused_and_retried() -> anyhow::Re
 
     // The same for an update: a stale cached version never overwrites a newer one.
     other
-        .update_goal("u1", "g", rename("renamed again"))
+        .update_goal("u1", "g", retitle("renamed again"))
         .await?;
     let updated = t
         .store
@@ -340,16 +337,7 @@ async fn writes_keep_the_cached_active_list_current() -> anyhow::Result<()> {
         "after an archive"
     );
     assert_eq!(listed.len(), 2);
-    t.store
-        .update_goal(
-            "u1",
-            "c",
-            GoalUpdate {
-                title: Some("renamed".into()),
-                ..GoalUpdate::default()
-            },
-        )
-        .await?;
+    t.store.update_goal("u1", "c", retitle("renamed")).await?;
     let listed = t.store.list_active_goals("u1").await?;
     assert_eq!(
         listed,
