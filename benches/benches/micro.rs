@@ -287,6 +287,7 @@ fn codec(c: &mut Criterion) {
     let progress = OwnedProgress {
         user_id: goal.user_id.clone(),
         progress: goal.progress.clone(),
+        state: None,
     };
     let one = codec::encode_goal(Some(&goal));
     let many = codec::encode_goals(&goals);

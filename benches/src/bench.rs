@@ -21,7 +21,7 @@ use crate::report::{
     compare_with_none, BeladyReport, CacheSummary, HitRatio, Machine, RunReport, StrategyReport,
     TableSummary,
 };
-use crate::seed::seed;
+use crate::seed::{seed, seed_progress_states};
 use crate::table::{usage_delta, Backend, ClassUsage, CountingTable, BATCHED, CLASSES};
 use crate::truth::{Ids, Truth};
 use crate::workload::{generate, OpKind, Trace};
@@ -209,6 +209,10 @@ fn settings(args: &Args) -> BTreeMap<String, String> {
         format!("{:?}", args.table_latency_per_item),
     );
     set("consistent_reads", args.consistent_reads.to_string());
+    set(
+        "seed_progress_states",
+        args.seed_progress_states.to_string(),
+    );
     set("redis_timeout", format!("{:?}", args.redis_timeout));
     settings
 }
@@ -253,6 +257,10 @@ impl StrategyRun<'_> {
         let truth = Truth::new(&self.trace, self.ids.clone());
         bar.set_prefix(format!("{strategy}: seeding"));
         seed(&self.trace, &prepared, &truth, bar).await?;
+        if self.args.seed_progress_states {
+            bar.set_prefix(format!("{strategy}: backfilling progress states"));
+            seed_progress_states(&self.trace, &prepared, &truth, bar).await?;
+        }
 
         let cache = self.cache_config();
         let counting = Arc::new(CountingTable::new(
@@ -356,7 +364,13 @@ impl StrategyRun<'_> {
         classes: &[ClassUsage; CLASSES],
         cache: Option<CacheStats>,
     ) -> StrategyReport {
-        let mut all: Vec<u32> = replayed.latencies.iter().flatten().copied().collect();
+        // The store's operations: the other writer's entries are its own table calls, the
+        // same in every strategy (they have their own row).
+        let mut all: Vec<u32> = OpKind::ALL
+            .iter()
+            .filter(|kind| **kind != OpKind::External)
+            .flat_map(|kind| replayed.latencies[kind.index()].iter().copied())
+            .collect();
         let latency = LatencySummary::of(&mut all);
         let mut latency_by_op = BTreeMap::new();
         for kind in OpKind::ALL {
@@ -608,7 +622,7 @@ mod tests {
             .collect();
         assert_eq!(sizes, [10, 200]);
         // Past the first touch, neither call grows with the history (#16).
-        for call in ["progress_miss", "log_activity"] {
+        for call in ["progress_miss", "log_activity", "log_cached"] {
             assert_eq!(
                 history[0][call]["requests"], history[1][call]["requests"],
                 "{call}: {history:?}"
@@ -624,6 +638,14 @@ mod tests {
                 assert!(point[call]["requests"].as_u64() > Some(0), "{point}");
                 assert!(point[call]["read_units"].as_f64() > Some(0.0), "{point}");
             }
+            assert_eq!(
+                (
+                    point["log_cached"]["requests"].as_u64(),
+                    point["log_cached"]["read_units"].as_f64()
+                ),
+                (Some(1), Some(0.0)),
+                "its goal and state cached, a log is one write: {point}"
+            );
             assert!(
                 point["log_activity"]["write_units"].as_f64() > Some(0.0),
                 "{point}"

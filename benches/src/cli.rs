@@ -84,6 +84,12 @@ pub struct Args {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub others_log_activities: bool,
 
+    /// Whether seeded goals have their progress state, as after a backfill
+    /// (`GoalStore::backfill_progress_state`); `false` seeds them as the existing handlers
+    /// leave them, and each goal's first touch in the run builds its state from every activity.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub seed_progress_states: bool,
+
     /// Lifetime of a user's active goals in the cache.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub ttl_active_goals: Duration,

@@ -332,6 +332,18 @@ impl Shared {
         self.keys.progress(&self.goal(goal))
     }
 
+    /// The size of a goal's progress entry as the local tier holds it (the progress state
+    /// included), or of `owned` (without it) when no local tier does.
+    fn progress_bytes(&self, goal: u32, owned: &OwnedProgress) -> usize {
+        self.store
+            .cache()
+            .and_then(|cache| cache.peek_local(&self.progress_key(goal)))
+            .map_or_else(
+                || codec::encode_progress(owned).len(),
+                |(bytes, _)| bytes.len(),
+            )
+    }
+
     /// Runs one entry; returns how it ended and what it did to the cache.
     async fn run(&self, op: &Op) -> (Outcome, Vec<Touch>) {
         match self.execute(op).await {
@@ -407,24 +419,33 @@ impl Shared {
                 let owned = OwnedProgress {
                     user_id: ids.user(*user),
                     progress,
+                    state: None,
                 };
                 touches.push(Touch::Access {
                     key: self.progress_key(*goal),
-                    value_bytes: codec::encode_progress(&owned).len(),
+                    value_bytes: self.progress_bytes(*goal, &owned),
                 });
                 self.truth.check_progress(*goal, &owned.progress)
             }
             Op::LogActivity { user, goal, value } => {
+                // It starts from the cached goal and the progress state cached beside the
+                // progress (one lookup each; retries read the table).
                 touches.push(self.write_starts(*user, *goal));
+                touches.push(Touch::AccessAgain {
+                    key: self.progress_key(*goal),
+                });
                 let logged = self
                     .store
                     .log_activity(&ids.user(*user), &ids.goal(*goal), NewActivity::new(*value))
                     .await?;
-                let progress_bytes = codec::encode_progress(&OwnedProgress {
-                    user_id: ids.user(*user),
-                    progress: logged.progress.clone(),
-                })
-                .len();
+                let progress_bytes = self.progress_bytes(
+                    *goal,
+                    &OwnedProgress {
+                        user_id: ids.user(*user),
+                        progress: logged.progress.clone(),
+                        state: None,
+                    },
+                );
                 touches.extend(self.written(
                     *user,
                     *goal,
@@ -563,6 +584,7 @@ impl Shared {
                     value_bytes: codec::encode_progress(&OwnedProgress {
                         user_id: ids.user(user),
                         progress,
+                        state: None,
                     })
                     .len(),
                 });

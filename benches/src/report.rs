@@ -147,6 +147,7 @@ pub struct StrategyReport {
     pub errors: u64,
     pub wall_seconds: f64,
     pub throughput_ops_per_sec: f64,
+    /// Latency of the store's operations (the other writer's entries excluded).
     pub latency: LatencySummary,
     pub latency_by_op: BTreeMap<OpKind, LatencySummary>,
     pub hit_ratios: Vec<HitRatio>,
@@ -259,7 +260,7 @@ pub fn table(reports: &[StrategyReport]) -> Table {
     row("throughput (ops/s)", &|r| {
         format!("{:.0}", r.throughput_ops_per_sec)
     });
-    row("latency p50 / p95 / p99 / max (ms)", &|r| {
+    row("store ops latency p50 / p95 / p99 / max (ms)", &|r| {
         let l = &r.latency;
         format!(
             "{} / {} / {} / {}",
@@ -456,12 +457,15 @@ fn history_table(points: &[crate::history::HistoryPoint]) -> Table {
         "requests",
         "read units",
         "write units",
+        "cached log ms",
+        "requests",
     ]);
     for point in points {
-        let (f, p, l) = (
+        let (f, p, l, c) = (
             &point.first_touch,
             &point.progress_miss,
             &point.log_activity,
+            &point.log_cached,
         );
         table.add_row(vec![
             Cell::new(point.activities).set_alignment(CellAlignment::Right),
@@ -474,6 +478,8 @@ fn history_table(points: &[crate::history::HistoryPoint]) -> Table {
             Cell::new(l.requests).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.1}", l.read_units)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.1}", l.write_units)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", c.ms)).set_alignment(CellAlignment::Right),
+            Cell::new(c.requests).set_alignment(CellAlignment::Right),
         ]);
     }
     table

@@ -9,11 +9,13 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt as _;
 use goalstore::item::{activity_to_item, goal_to_item};
-use goalstore::table::Item;
+use goalstore::table::{Item, Table};
 use goalstore::{
-    Activity, ActivitySource, ActivityType, Goal, GoalStatus, Progress, Timestamp, Visibility,
+    Activity, ActivitySource, ActivityType, CacheConfig, Goal, GoalStatus, GoalStore, Progress,
+    StoreConfig, Strategy, Timestamp, Visibility,
 };
 use indicatif::ProgressBar;
+use std::sync::Arc;
 
 use crate::table::Prepared;
 use crate::truth::{Ids, Truth};
@@ -129,6 +131,48 @@ pub async fn seed(
         }
     }
     put_all(prepared, items).await
+}
+
+/// Builds the progress state of every seeded goal (`GoalStore::backfill_progress_state`), as a
+/// migration job leaves the table: the embedded table directly (no latency, no accounting), a
+/// DynamoDB table with as many goals at once as PutItems when seeding.
+pub async fn seed_progress_states(
+    trace: &Trace,
+    prepared: &Prepared,
+    truth: &Truth,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let table: Arc<dyn Table> = match &prepared.memory {
+        Some(memory) => memory.clone(),
+        None => prepared.table.clone(),
+    };
+    let store = GoalStore::new(
+        table,
+        StoreConfig {
+            cache: CacheConfig {
+                strategy: Strategy::None,
+                ..CacheConfig::default()
+            },
+            ..StoreConfig::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seeded: Vec<&GoalSpec> = trace.goals.iter().filter(|g| g.seeded).collect();
+    bar.set_length(seeded.len() as u64);
+    bar.set_position(0);
+    let ids = truth.ids();
+    let mut backfills = futures::stream::iter(seeded)
+        .map(|spec| {
+            let store = store.clone();
+            let (user, goal) = (ids.user(spec.user), ids.goal(spec.index));
+            async move { store.backfill_progress_state(&user, &goal).await }
+        })
+        .buffer_unordered(SEED_CONCURRENCY);
+    while let Some(result) = backfills.next().await {
+        result.map_err(|e| anyhow::anyhow!("backfilling a progress state: {e}"))?;
+        bar.inc(1);
+    }
+    Ok(())
 }
 
 async fn put_all(prepared: &Prepared, items: Vec<Item>) -> anyhow::Result<()> {

@@ -50,6 +50,7 @@ use crate::table::{
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use futures::FutureExt;
 use std::sync::Arc;
@@ -527,6 +528,7 @@ impl GoalStore {
                     let owned = OwnedProgress {
                         user_id: event.user.as_str().to_owned(),
                         progress: progress.clone(),
+                        state: None,
                     };
                     let key = cache.keys().progress(&event.goal);
                     let bytes = codec::encode_progress(&owned);

@@ -11,13 +11,14 @@ use crate::model::{Goal, Progress};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Bumped whenever the layout below changes (2: documents as their JSON text).
+/// Bumped whenever the layout below changes (2: documents as their JSON text; 3: a progress
+/// value carries the goal's progress state).
 ///
 /// The key prefix keeps its version when only this changes: during a rolling upgrade, instances
 /// of both formats then still share keys and invalidations, and each deletes the other's values
 /// as undecodable (a miss) instead of serving them. A new key prefix would part their
 /// invalidations, and an old instance would serve values a new one had made stale.
-const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION: u8 = 3;
 
 /// Room for most goals at once (the fixture's encode to 513–731 bytes).
 const ENCODE_SCRATCH_BYTES: usize = 2048;
@@ -40,6 +41,11 @@ pub enum DecodeError {
 pub struct OwnedProgress {
     pub user_id: String,
     pub progress: Progress,
+    /// The goal's progress state this progress was computed from, as the store encodes it
+    /// (opaque here): a log starts from it instead of reading the state item. `None` for a
+    /// progress from outside (a progress-calculated event).
+    #[serde(default)]
+    pub state: Option<Bytes>,
 }
 
 fn encode<T: Serialize + ?Sized>(kind: CacheKind, value: &T) -> Bytes {
@@ -204,8 +210,22 @@ mod tests {
         let progress = OwnedProgress {
             user_id: "u1".into(),
             progress: goal.progress.clone(),
+            state: None,
         };
-        assert_eq!(decode_progress(&encode_progress(&progress)), Ok(progress));
+        assert_eq!(
+            decode_progress(&encode_progress(&progress)),
+            Ok(progress.clone())
+        );
+        let with_state = OwnedProgress {
+            state: Some(Bytes::from_static(&[1, 2, 3])),
+            ..progress
+        };
+        let bytes = encode_progress(&with_state);
+        assert_eq!(decode_progress(&bytes), Ok(with_state));
+        assert!(
+            bytes.ends_with(&[0xc4, 3, 1, 2, 3]),
+            "the state is one MessagePack bin, not an array of numbers"
+        );
     }
 
     #[test]

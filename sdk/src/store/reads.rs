@@ -277,10 +277,22 @@ impl GoalStore {
             let cached = cache
                 .read_through(key, codec::PROGRESS, move || {
                     async move {
-                        let progress = store.compute_progress(&owner, &goal).await?;
+                        let (goal, state) = store.progress_state(&owner, &goal).await?;
+                        let progress = state.tally.state.progress(&goal, store.now());
+                        // Stored back before the fill, so the cached state names the version
+                        // stored and a log can start from it.
+                        let cached = match store.write_back(&owner, &goal, &state).await {
+                            Ok(true) => Some(state.cached_as_written()),
+                            Ok(false) => state.cached_as_read(),
+                            Err(error) => {
+                                tracing::warn!(%error, goal_id = goal.goal_id, "could not store a caught-up progress state");
+                                None
+                            }
+                        };
                         Ok(codec::encode_progress(&OwnedProgress {
                             user_id: owner.as_str().to_owned(),
                             progress,
+                            state: cached,
                         }))
                     }
                     .boxed()
@@ -296,24 +308,33 @@ impl GoalStore {
         .await
     }
 
-    /// Progress from the table: the goal and its progress state read at the source, never
-    /// through the goal cache. This fills the progress cache for an hour; a goal read from a
-    /// local tier that has not yet heard of another instance's update would store a progress
-    /// computed from the old target there (#15 finding 5). A state the read had to catch up is
-    /// written back on the side.
+    /// Progress from the table (see [`GoalStore::progress_state`]); a state the read had to
+    /// catch up is written back on the side.
     pub(super) async fn compute_progress(
         &self,
         user: &UserId,
         goal_id: &GoalId,
     ) -> Result<Progress> {
+        let (goal, state) = self.progress_state(user, goal_id).await?;
+        let progress = state.tally.state.progress(&goal, self.now());
+        self.store_caught_up(user, &goal, state);
+        Ok(progress)
+    }
+
+    /// A goal and its progress state, caught up, read in parallel at the source, never through
+    /// the goal cache: what they give fills the progress cache for an hour, and a goal read from
+    /// a local tier that has not yet heard of another instance's update would store a progress
+    /// computed from the old target there (#15 finding 5).
+    pub(super) async fn progress_state(
+        &self,
+        user: &UserId,
+        goal_id: &GoalId,
+    ) -> Result<(Goal, super::state::GoalState)> {
         let (goal, state) = futures::try_join!(
             self.load_goal(user, goal_id),
             self.read_state(user, goal_id)
         )?;
-        let goal = goal.ok_or_else(|| not_found_goal(goal_id))?;
-        let progress = state.tally.state.progress(&goal, self.now());
-        self.store_caught_up(user, &goal, state);
-        Ok(progress)
+        Ok((goal.ok_or_else(|| not_found_goal(goal_id))?, state))
     }
 
     /// Every activity of a goal, oldest first.

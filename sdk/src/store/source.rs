@@ -89,7 +89,10 @@ impl GoalStore {
                         }
                         Err(error) => return Err(error),
                     },
+                    state: None,
                 };
+                // The state beside it is checked by every log's condition, not here.
+                cached.state = None;
                 cached.progress.projected_completion = None;
                 current.progress.projected_completion = None;
                 Ok(Some((

@@ -45,21 +45,47 @@ pub(crate) const MAX_RECENT: usize = 2_000;
 pub(crate) struct Tally {
     pub(crate) state: ProgressState,
     /// The sort-key suffixes (`logged_at` in key form) of the activities it holds that a
-    /// catch-up still reads: from the newest less [`CATCH_UP_MARGIN`] on.
+    /// catch-up still reads: from [`Tally::bound`] on.
     recent: BTreeSet<String>,
+    /// When (key form, the reading instance's clock) the last catch-up asked the table: every
+    /// activity logged more than [`CATCH_UP_MARGIN`] before it is held. A log that starts from
+    /// a cached state does not catch up and leaves it as it is, so the next catch-up still
+    /// reads what the existing handlers logged meanwhile. `None` in the items of the version
+    /// before it was kept, whose every write caught up: the newest key held stands for it.
+    #[serde(default)]
+    caught_up: Option<String>,
 }
 
 impl Tally {
     /// The lowest sort-key suffix a catch-up reads (`""`: all of them).
     fn bound(&self) -> String {
-        let Some(newest) = self.recent.last() else {
+        let Some(at) = self.caught_up.as_ref().or(self.recent.last()) else {
             return String::new();
         };
-        match Timestamp::parse(newest).and_then(|t| t.instant()) {
+        match Timestamp::parse(at).and_then(|t| t.instant()) {
             Some(at) => crate::model::key_form(at - CATCH_UP_MARGIN),
             // Not a time: the margin cannot be placed; reread from this key on.
-            None => newest.clone(),
+            None => at.clone(),
         }
+    }
+
+    /// Records a catch-up that asked the table at `asked` (or a read that had nothing to catch
+    /// up, when only goalstore logs activities).
+    pub(crate) fn caught_up(&mut self, asked: DateTime<Utc>) {
+        let asked = crate::model::key_form(asked);
+        if self.caught_up.as_ref().is_none_or(|at| *at < asked) {
+            self.caught_up = Some(asked);
+        }
+    }
+
+    /// Whether a log may start from this state without catching up at `now`: it caught up
+    /// less than `every` ago, and not so many activities have been logged since that the
+    /// sort keys it keeps for the next catch-up grow large.
+    fn fresh(&self, now: DateTime<Utc>, every: Duration) -> bool {
+        let Some(at) = self.caught_up.as_deref().and_then(Timestamp::parse) else {
+            return false;
+        };
+        at.instant().is_some_and(|at| now - at < every) && self.recent.len() < MAX_RECENT / 2
     }
 
     fn holds(&self, suffix: &str) -> bool {
@@ -108,7 +134,73 @@ pub(crate) struct GoalState {
     pub(crate) caught_up: Vec<Activity>,
 }
 
+/// A state as the progress cache keeps it beside the progress (`OwnedProgress::state`): the
+/// tally and the stored version it was read or written as. Only a version the table certainly
+/// held goes in, so a log that starts from it and passes its condition built on the item
+/// actually stored; a stale one fails the condition, and the log reads the table instead.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    stored: Option<u64>,
+    tally: Tally,
+}
+
 impl GoalState {
+    /// The state a cached [`Snapshot`] holds, when it decodes and a log may start from it at
+    /// `now` (see [`Tally::fresh`]); `every` is how long it goes without catching up.
+    pub(crate) fn from_cached(bytes: &[u8], now: DateTime<Utc>, every: Duration) -> Option<Self> {
+        let snapshot: Snapshot = rmp_serde::from_slice(bytes).ok()?;
+        snapshot.tally.fresh(now, every).then(|| GoalState {
+            tally: snapshot.tally,
+            version: snapshot.stored,
+            stored: snapshot.stored,
+            caught_up: Vec::new(),
+        })
+    }
+
+    /// What the progress cache keeps of this state as read, when its item is the one read: a
+    /// state the read changed is stored back on the side, and its version is unknown until then.
+    pub(crate) fn cached_as_read(&self) -> Option<Bytes> {
+        (!self.changed()).then(|| self.snapshot(self.stored))
+    }
+
+    /// What the progress cache keeps of this state once its item is written (by the request
+    /// that wrote it).
+    pub(crate) fn cached_as_written(&self) -> Bytes {
+        self.snapshot(Some(self.written_version()))
+    }
+
+    fn snapshot(&self, stored: Option<u64>) -> Bytes {
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            stored: Option<u64>,
+            tally: &'a Tally,
+        }
+        // Plain data to a Vec: cannot fail.
+        rmp_serde::to_vec(&SnapshotRef {
+            stored,
+            tally: &self.tally,
+        })
+        .unwrap_or_default()
+        .into()
+    }
+
+    /// The version [`GoalState::to_item`] writes.
+    fn written_version(&self) -> u64 {
+        self.stored.unwrap_or(0) + 1
+    }
+
+    /// The state of a goal created at `now`: no activity, and none before.
+    pub(crate) fn of_new_goal(now: DateTime<Utc>) -> Self {
+        let mut tally = Tally::default();
+        tally.caught_up(now);
+        GoalState {
+            tally,
+            version: None,
+            stored: None,
+            caught_up: Vec::new(),
+        }
+    }
+
     /// Whether it holds activities its stored item does not (and so should be written back).
     pub(crate) fn changed(&self) -> bool {
         !self.caught_up.is_empty() || self.version.is_none()
@@ -132,7 +224,7 @@ impl GoalState {
             key: key.sk.clone(),
             reason: e.to_string(),
         })?;
-        let version = self.stored.unwrap_or(0) + 1;
+        let version = self.written_version();
         Ok(Item::from([
             ("pk".to_owned(), AttributeValue::S(key.pk)),
             ("sk".to_owned(), AttributeValue::S(key.sk)),
@@ -186,6 +278,8 @@ impl GoalStore {
     pub(crate) async fn read_state(&self, user: &UserId, goal: &GoalId) -> Result<GoalState> {
         let prefix = activity_sk_prefix(goal);
         let table = &self.inner.table;
+        // Before the first request: whatever landed before this is in what the queries read.
+        let asked = self.now();
         let state_key = progress_state_key(user, goal);
         let newest = Query {
             pk: crate::keys::user_partition(user),
@@ -217,6 +311,7 @@ impl GoalStore {
             // Only goalstore logs activities, and each is in the state it wrote with it: there
             // is nothing to catch up unless there is no state yet (built from every activity).
             None if state.version.is_some() => {
+                state.tally.caught_up(asked);
                 state.tally.settle(self.now().date_naive());
                 return Ok(state);
             }
@@ -261,8 +356,52 @@ impl GoalStore {
             state.tally.include(suffix, activity.as_ref());
             state.caught_up.extend(activity);
         }
+        state.tally.caught_up(asked);
         state.tally.settle(self.now().date_naive());
         Ok(state)
+    }
+
+    /// The state a log starts from: the one cached beside the goal's progress when `cached`
+    /// allows, a tier holds it for this user and it caught up recently enough (its version is
+    /// the transaction's condition, so a stale one only costs a retry); else read and caught up.
+    ///
+    /// A cached state has not seen what the existing handlers logged since it caught up. Their
+    /// `ActivityLogged` events drop it with the progress; without events, it catches up again
+    /// once it is older than the progress cache's lifetime, which bounds how long a cached
+    /// progress can go without their activities. Nothing is lost meanwhile: the next catch-up
+    /// reads from where the last one asked (see [`Tally::caught_up`]).
+    pub(crate) async fn state_for_write(
+        &self,
+        user: &UserId,
+        goal: &GoalId,
+        cached: bool,
+    ) -> Result<GoalState> {
+        if let (true, Some(cache)) = (cached, &self.inner.cache) {
+            let key = cache.keys().progress(goal);
+            let every = Duration::from_std(cache.config().ttl_progress).unwrap_or(Duration::MAX);
+            if let Some(owned) = cache.lookup(&key, codec::PROGRESS).await {
+                let state = (owned.user_id == user.as_str())
+                    .then_some(owned.state)
+                    .flatten()
+                    .and_then(|bytes| GoalState::from_cached(&bytes, self.now(), every));
+                if let Some(state) = state {
+                    return Ok(state);
+                }
+            }
+        }
+        self.read_state(user, goal).await
+    }
+
+    /// Builds and stores the progress state of a goal that has none yet (written before the
+    /// state existed, or by the existing handlers alone), so its first log or progress miss
+    /// need not read its whole history: a migration job runs it over the goals ahead of traffic.
+    /// On a goal that has a state it catches up (a query; a write when it found activities the
+    /// state did not hold). Returns whether it wrote the state; `NotFound` for no such goal.
+    pub async fn backfill_progress_state(&self, user_id: &str, goal_id: &str) -> Result<bool> {
+        let user = UserId::parse(user_id)?;
+        let goal_id = GoalId::parse(goal_id)?;
+        let (goal, state) = self.progress_state(&user, &goal_id).await?;
+        self.write_back(&user, &goal, &state).await
     }
 
     /// Writes back a state that a read caught up, so the next read need not catch up again.
@@ -275,28 +414,37 @@ impl GoalStore {
         let store = self.clone();
         let (user, goal) = (user.clone(), goal.clone());
         tokio::spawn(async move {
-            let Ok(goal_id) = GoalId::parse(&goal.goal_id) else {
-                return;
-            };
-            let written = async {
-                store
-                    .rewrite_legacy_activities(&goal, &state.caught_up)
-                    .await?;
-                let item = state.to_item(&user, &goal_id)?;
-                match store
-                    .inner
-                    .table
-                    .put_item(item, Some(state.condition()))
-                    .await
-                {
-                    Ok(()) | Err(TableError::ConditionFailed) => Ok(()),
-                    Err(error) => Err(Error::from(error)),
-                }
-            };
-            if let Err(error) = written.await {
-                tracing::warn!(%error, goal_id = %goal_id, "could not store a caught-up progress state");
+            if let Err(error) = store.write_back(&user, &goal, &state).await {
+                tracing::warn!(%error, goal_id = goal.goal_id, "could not store a caught-up progress state");
             }
         });
+    }
+
+    /// Writes back a state that a read caught up (see [`GoalStore::store_caught_up`]), and
+    /// says whether it landed: `false` when it lost the race or had nothing to write.
+    pub(crate) async fn write_back(
+        &self,
+        user: &UserId,
+        goal: &Goal,
+        state: &GoalState,
+    ) -> Result<bool> {
+        if !state.changed() {
+            return Ok(false);
+        }
+        let goal_id = GoalId::parse(&goal.goal_id)?;
+        self.rewrite_legacy_activities(goal, &state.caught_up)
+            .await?;
+        let item = state.to_item(user, &goal_id)?;
+        match self
+            .inner
+            .table
+            .put_item(item, Some(state.condition()))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
@@ -317,6 +465,105 @@ mod tests {
             ["2025-01-05T10:07:00+00:00"],
             "a key below the bound is never read again, so it is forgotten"
         );
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("valid")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn logs_from_a_cached_state_leave_the_catch_up_where_it_was() {
+        let asked = at("2025-01-05T10:00:00Z");
+        let mut tally = Tally::default();
+        tally.include(crate::model::key_form(asked - Duration::hours(2)), None);
+        tally.caught_up(asked);
+        tally.settle(asked.date_naive());
+        assert!(tally.recent.is_empty(), "older than the catch-up's margin");
+        // Three logs that start from the cached state: none asks the table.
+        for minutes in [1, 10, 30] {
+            let logged = asked + Duration::minutes(minutes);
+            tally.include(crate::model::key_form(logged), None);
+            tally.settle(logged.date_naive());
+        }
+        assert_eq!(
+            tally.bound(),
+            crate::model::key_form(asked - CATCH_UP_MARGIN),
+            "the next catch-up still reads what the existing handlers logged since it asked"
+        );
+        assert_eq!(
+            tally.recent.len(),
+            3,
+            "so it keeps the keys it would read again"
+        );
+        let hour = Duration::hours(1);
+        assert!(tally.fresh(asked + Duration::minutes(59), hour));
+        assert!(
+            !tally.fresh(asked + hour, hour),
+            "too long without a catch-up"
+        );
+        tally.caught_up(asked - hour);
+        assert_eq!(
+            tally.bound(),
+            crate::model::key_form(asked - CATCH_UP_MARGIN),
+            "a catch-up never moves back"
+        );
+        tally.caught_up(asked + Duration::minutes(31));
+        tally.settle(asked.date_naive());
+        assert_eq!(
+            tally.recent.len(),
+            1,
+            "the 30-minute log is within the new margin"
+        );
+    }
+
+    #[test]
+    fn a_cached_state_names_a_version_the_table_held() {
+        let user = UserId::parse("u").expect("valid");
+        let goal = GoalId::parse("g").expect("valid");
+        let now = at("2025-01-05T10:00:00Z");
+        let hour = Duration::hours(1);
+        let mut read = GoalState {
+            tally: Tally::default(),
+            version: Some(3),
+            stored: Some(3),
+            caught_up: Vec::new(),
+        };
+        read.tally.caught_up(now);
+        let cached = read
+            .cached_as_read()
+            .expect("an unchanged state is cached as read");
+        let back = GoalState::from_cached(&cached, now, hour).expect("fresh");
+        assert_eq!(back.condition(), read.condition(), "version 3, as read");
+        assert_eq!(back.tally, read.tally);
+        assert!(GoalState::from_cached(&cached, now + hour, hour).is_none());
+        assert!(GoalState::from_cached(b"\xc1", now, hour).is_none());
+
+        // Written: the version its item now has.
+        let written = GoalState::from_cached(&read.cached_as_written(), now, hour).expect("fresh");
+        assert_eq!(
+            written
+                .to_item(&user, &goal)
+                .expect("encodes")
+                .get("version"),
+            Some(&AttributeValue::N("5".into())),
+            "over version 4"
+        );
+
+        // A read that changed the state (here: rebuilt an item it could not read) stores it on
+        // the side; until that lands, the version the table will hold is not known, so the
+        // cache gets none.
+        read.version = None;
+        assert!(read.changed());
+        assert!(read.cached_as_read().is_none());
+        let first = GoalState {
+            tally: Tally::default(),
+            version: None,
+            stored: None,
+            caught_up: Vec::new(),
+        };
+        assert!(first.cached_as_read().is_none(), "no item yet");
     }
 
     #[test]

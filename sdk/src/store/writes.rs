@@ -113,10 +113,11 @@ impl GoalStore {
                     )
                 })
                 .transpose()?;
+            let state = GoalState::of_new_goal(self.now()).to_item(&user, &goal_id)?;
             let leases = self
                 .begin_write(&user, &goal_id, &EventKind::GoalCreated, false)
                 .await;
-            let written = self.put_new(item, marker).await;
+            let written = self.put_new_goal(item, state, marker).await;
             match written {
                 Ok(()) => {
                     if let Some(leases) = leases {
@@ -162,32 +163,31 @@ impl GoalStore {
         .await
     }
 
-    /// Writes a new item where none is, with its idempotency marker (in one transaction) when the
-    /// request carries an id.
-    pub(super) async fn put_new(&self, item: Item, marker: Option<Item>) -> Result<(), TableError> {
-        match marker {
-            None => {
-                self.inner
-                    .table
-                    .put_item(item, Some(Condition::ItemAbsent))
-                    .await
-            }
-            Some(marker) => {
-                self.inner
-                    .table
-                    .transact_write(vec![
-                        Write::Put {
-                            item,
-                            condition: Some(Condition::ItemAbsent),
-                        },
-                        Write::Put {
-                            item: marker,
-                            condition: Some(Condition::ItemAbsent),
-                        },
-                    ])
-                    .await
-            }
-        }
+    /// Writes a new goal where none is, in one transaction with its empty progress state (so its
+    /// first progress read need not look for activities written before the state existed) and
+    /// its idempotency marker when the request carries an id.
+    async fn put_new_goal(
+        &self,
+        item: Item,
+        state: Item,
+        marker: Option<Item>,
+    ) -> Result<(), TableError> {
+        let mut writes = vec![
+            Write::Put {
+                item,
+                condition: Some(Condition::ItemAbsent),
+            },
+            // No condition: only the goal's decides whether the create lands.
+            Write::Put {
+                item: state,
+                condition: None,
+            },
+        ];
+        writes.extend(marker.map(|marker| Write::Put {
+            item: marker,
+            condition: Some(Condition::ItemAbsent),
+        }));
+        self.inner.table.transact_write(writes).await
     }
 
     /// What the marker at `sk` says of a request with `fingerprint`: `None` when there is none.
@@ -348,7 +348,7 @@ impl GoalStore {
                 // logged activity returns the first result and writes nothing.
                 let (read, state, repeat) = futures::try_join!(
                     self.goal_for_write(&user, &goal_id, from_cache),
-                    self.read_state(&user, &goal_id),
+                    self.state_for_write(&user, &goal_id, from_cache),
                     async {
                         match attempt {
                             0 => self.repeat_of(&user, &request).await,
@@ -381,7 +381,8 @@ impl GoalStore {
                 let now = self.now();
                 logged_at = now.max(logged_at);
                 let activity = self.new_activity(&user, &goal, &new, &request, unit, date, logged_at);
-                let (written, writes) = self.log_writes(&user, &goal, state, &activity, &request, now)?;
+                let (written, state, writes) =
+                    self.log_writes(&user, &goal, state, &activity, &request, now)?;
                 if leases.is_none() {
                     // After the reads: a miss that filled the cache took a lease of its own,
                     // and a write-through must hold the newest one.
@@ -396,6 +397,7 @@ impl GoalStore {
                             let owned = OwnedProgress {
                                 user_id: user.as_str().to_owned(),
                                 progress: written.progress.clone(),
+                                state: Some(state),
                             };
                             leases
                                 .landed(
@@ -504,7 +506,8 @@ impl GoalStore {
     /// The writes of one log: the activity (where no item is: the sort key holds `logged_at`,
     /// so two activities of one goal in one microsecond collide and the later one retries), the
     /// goal with its new progress over the version read, the state over its version, and the
-    /// idempotency marker with the result. Returns the goal as written.
+    /// idempotency marker with the result. Returns the goal as written and what the progress cache
+    /// keeps of the state once it is.
     fn log_writes(
         &self,
         user: &UserId,
@@ -513,12 +516,16 @@ impl GoalStore {
         activity: &Activity,
         request: &LogRequest,
         now: DateTime<Utc>,
-    ) -> Result<(Goal, Vec<Write>)> {
+    ) -> Result<(Goal, Bytes, Vec<Write>)> {
         let goal_id = GoalId::parse(&goal.goal_id)?;
         let item = fits("activity", activity_to_item(activity)?)?;
         state.tally.room_for_one_more(&goal_id)?;
         let suffix = crate::model::key_form(activity.logged_at.instant().unwrap_or(now));
         state.tally.include(suffix, Some(activity));
+        if !self.inner.config.others_log_activities {
+            // Nothing to catch up, ever: no need to keep the sort keys for it either.
+            state.tally.caught_up(now);
+        }
         state.tally.settle(now.date_naive());
         let mut written = goal.clone();
         written.progress = state.tally.state.progress(goal, now);
@@ -555,7 +562,7 @@ impl GoalStore {
                 condition: Some(Condition::ItemAbsent),
             });
         }
-        Ok((goal_write.0, writes))
+        Ok((goal_write.0, state.cached_as_written(), writes))
     }
 
     /// The first result of the request, when its marker says it was made before.

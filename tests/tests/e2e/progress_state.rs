@@ -1,14 +1,16 @@
 //! The progress state (`store/state.rs`) and one-transaction writes (#16) over the real
 //! DynamoDB-compatible server: activities the existing handlers log are counted exactly once,
-//! a log reads a bounded number of items however long the history, a write over a stale cached
-//! goal is refused and retried, and a write keeps the cached active list current.
+//! a log reads a bounded number of items however long the history (none at all when its goal
+//! and state are cached), a log from a cached state leaves what they logged to the next
+//! catch-up and loses none of it, a write over a stale cached goal is refused and retried, and
+//! a write keeps the cached active list current.
 
 use crate::cache::retitle;
 use aws_sdk_dynamodb::types::AttributeValue;
 use goalstore::item::{activity_from_item, goal_from_item};
 use goalstore::{
-    Activity, CacheConfig, GoalPattern, GoalStore, GoalUpdate, NewActivity, NewGoal, Progress,
-    StoreConfig, Strategy,
+    Activity, CacheConfig, Event, EventKind, GoalPattern, GoalStore, GoalUpdate, NewActivity,
+    NewGoal, Progress, StoreConfig, Strategy,
 };
 use goalstore_tests::dynamo::origin_written;
 use goalstore_tests::stores::DynamoStore;
@@ -100,6 +102,41 @@ async fn recomputed(
     Ok((got, expected))
 }
 
+/// A goal `id` of user `u1` as the existing handlers (or a goalstore before the progress state)
+/// leave it: `template`'s item under another id, with no state item beside it.
+async fn legacy_goal(t: &DynamoStore, template: &str, id: &str) -> anyhow::Result<()> {
+    let mut goal = uncached(t)?.get_goal("u1", template).await?;
+    goal.goal_id = id.to_owned();
+    goal.title = format!("goal {id}");
+    goal.progress = Progress::default();
+    t.seed(vec![goalstore::item::goal_to_item(&goal)?]).await?;
+    assert_eq!(state_count(t, "u1", id).await?, None);
+    Ok(())
+}
+
+/// Replaces the progress cached for goal `id` of `u1` with the same progress from outside (a
+/// progress-calculated event), which carries no state: the next log reads the state item.
+async fn forget_cached_state(store: &GoalStore, id: &str) -> anyhow::Result<()> {
+    let progress = store.get_progress("u1", id).await?;
+    store
+        .apply_events(&[Event {
+            user_id: "u1".into(),
+            goal_id: id.into(),
+            kind: EventKind::ProgressCalculated(progress),
+        }])
+        .await?;
+    Ok(())
+}
+
+/// The event of an activity their handler logged (as a stream of the table delivers it).
+fn their_log(user: &str, goal_id: &str) -> Event {
+    Event {
+        user_id: user.into(),
+        goal_id: goal_id.into(),
+        kind: EventKind::ActivityLogged,
+    }
+}
+
 /// How many activities the goal's state item says it holds.
 async fn state_count(t: &DynamoStore, user: &str, goal_id: &str) -> anyhow::Result<Option<u64>> {
     let item = t
@@ -167,6 +204,11 @@ async fn activities_the_existing_handlers_log_are_counted_exactly_once() -> anyh
     let progress = fresh.get_progress(&user, &goal.goal_id).await?;
     let (got, expected) = recomputed(&t, &goal.goal_id, &progress).await?;
     assert_eq!(got, expected, "a read catches up with theirs");
+    // Their writes reach this instance's cache as events (a stream of the table): it drops the
+    // progress and the state cached beside it, so its next log catches up too.
+    t.store
+        .apply_events(&[their_log(&user, &goal.goal_id)])
+        .await?;
 
     // Ours again: theirs are counted once, whether or not the read stored its catch-up.
     let logged = t.store.log_activity(&user, &goal.goal_id, log(1.0)).await?;
@@ -183,7 +225,6 @@ async fn activities_the_existing_handlers_log_are_counted_exactly_once() -> anyh
 async fn a_log_reads_a_bounded_number_of_items_however_long_the_history() -> anyhow::Result<()> {
     let t = DynamoStore::start().await?;
     let fresh = uncached(&t)?;
-    t.store.create_goal("u1", milestone("long")).await?;
     // 300 activities of a goal logged before the state existed, one a day (their handlers'
     // layout; an activity of another goal is the template).
     t.store.create_goal("u1", milestone("template")).await?;
@@ -191,6 +232,7 @@ async fn a_log_reads_a_bounded_number_of_items_however_long_the_history() -> any
         .store
         .log_activity("u1", "template", NewActivity::new(1.0))
         .await?;
+    legacy_goal(&t, "template", "long").await?;
     let mut template = goalstore::item::activity_to_item(&first.activity)?;
     template.insert("goal_id".into(), AttributeValue::S("long".into()));
     let now = chrono::Utc::now();
@@ -216,6 +258,8 @@ async fn a_log_reads_a_bounded_number_of_items_however_long_the_history() -> any
         .await?;
     assert_eq!(state_count(&t, "u1", "long").await?, Some(301));
 
+    // A log whose state is not cached (here: a progress from outside replaced the cached one).
+    forget_cached_state(&t.store, "long").await?;
     t.proxy.reset();
     let logged = t
         .store
@@ -234,9 +278,24 @@ async fn a_log_reads_a_bounded_number_of_items_however_long_the_history() -> any
     );
     assert_eq!(t.proxy.total(), 3, "{counts:?}");
 
+    // The log wrote its state through, beside the progress: the next one starts from it.
+    t.proxy.reset();
+    let logged = t
+        .store
+        .log_activity("u1", "long", NewActivity::new(1.0))
+        .await?;
+    assert_eq!(logged.progress.total_accumulated, Some(3.0 + 45_150.0));
+    assert_eq!(
+        (t.proxy.count("TransactWriteItems"), t.proxy.total()),
+        (1, 1),
+        "a log, its goal and state cached: one write and nothing else: {:?}",
+        t.proxy.counts()
+    );
+    assert_eq!(state_count(&t, "u1", "long").await?, Some(303));
+
     t.proxy.reset();
     let progress = fresh.get_progress("u1", "long").await?;
-    assert_eq!(progress.total_accumulated, Some(2.0 + 45_150.0));
+    assert_eq!(progress.total_accumulated, Some(3.0 + 45_150.0));
     assert_eq!(
         (t.proxy.count("BatchGetItem"), t.proxy.count("Query")),
         (1, 1),
@@ -375,7 +434,7 @@ async fn once_only_goalstore_logs_activities_a_log_is_one_read_and_one_write() -
         .await?;
     // A goal with a history and no state yet (written before the state existed): its first
     // touch still reads every activity.
-    t.store.create_goal("u1", milestone("old")).await?;
+    legacy_goal(&t, "template", "old").await?;
     let mut template = goalstore::item::activity_to_item(&first.activity)?;
     template.insert("goal_id".into(), AttributeValue::S("old".into()));
     let now = chrono::Utc::now();
@@ -410,6 +469,22 @@ async fn once_only_goalstore_logs_activities_a_log_is_one_read_and_one_write() -
         .await?;
     assert_eq!(logged.progress.total_accumulated, Some(42.0));
     assert_eq!(
+        (t.proxy.count("TransactWriteItems"), t.proxy.total()),
+        (1, 1),
+        "the goal and the state from the cache, one write: {:?}",
+        t.proxy.counts()
+    );
+
+    // Without the state cached (another progress replaced it), the state is one point read,
+    // with no query of the newest activities.
+    forget_cached_state(&t.store, "old").await?;
+    t.proxy.reset();
+    let logged = t
+        .store
+        .log_activity("u1", "old", NewActivity::new(1.0))
+        .await?;
+    assert_eq!(logged.progress.total_accumulated, Some(43.0));
+    assert_eq!(
         (
             t.proxy.count("BatchGetItem"),
             t.proxy.count("TransactWriteItems"),
@@ -419,5 +494,66 @@ async fn once_only_goalstore_logs_activities_a_log_is_one_read_and_one_write() -
         "the state, then one write: {:?}",
         t.proxy.counts()
     );
+
+    // A goal goalstore creates has its (empty) state from the start: its first progress read
+    // is the goal and the state in one batch, and nothing is written.
+    t.store.create_goal("u1", milestone("new")).await?;
+    t.proxy.reset();
+    let progress = t.store.get_progress("u1", "new").await?;
+    assert_eq!(progress.total_accumulated, Some(0.0));
+    assert_eq!(
+        (t.proxy.count("BatchGetItem"), t.proxy.total()),
+        (1, 1),
+        "{:?}",
+        t.proxy.counts()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_log_from_the_cached_state_leaves_theirs_to_the_next_catch_up() -> anyhow::Result<()> {
+    let t = DynamoStore::start().await?;
+    t.store.create_goal("u1", milestone("g")).await?;
+    let first = t
+        .store
+        .log_activity("u1", "g", NewActivity::new(1.0))
+        .await?;
+    // Their handler logs one, and its event has not arrived (or there is no stream).
+    let template = goalstore::item::activity_to_item(&first.activity)?;
+    t.seed(vec![their_activity(
+        &template,
+        "33333333-3333-4333-8333-333333333333",
+        chrono::Utc::now(),
+        4.0,
+    )])
+    .await?;
+
+    // Two logs start from the state cached beside the progress: theirs is not seen yet, as a
+    // cached progress read would not see it.
+    for (value, total) in [(2.0, 3.0), (8.0, 11.0)] {
+        t.proxy.reset();
+        let logged = t
+            .store
+            .log_activity("u1", "g", NewActivity::new(value))
+            .await?;
+        assert_eq!(logged.progress.total_accumulated, Some(total));
+        assert_eq!(t.proxy.total(), 1, "one write: {:?}", t.proxy.counts());
+    }
+    assert_eq!(state_count(&t, "u1", "g").await?, Some(3));
+
+    // Its event arrives: the next read catches up from where the state last asked the table,
+    // past the two logs since, and counts theirs once.
+    t.store.apply_events(&[their_log("u1", "g")]).await?;
+    let progress = t.store.get_progress("u1", "g").await?;
+    assert_eq!(progress.total_accumulated, Some(15.0));
+    let (got, expected) = recomputed(&t, "g", &progress).await?;
+    assert_eq!(got, expected);
+    let logged = t
+        .store
+        .log_activity("u1", "g", NewActivity::new(1.0))
+        .await?;
+    assert_eq!(logged.progress.total_accumulated, Some(16.0));
+    assert_eq!(state_count(&t, "u1", "g").await?, Some(5));
+    t.assert_origin_readable().await?;
     Ok(())
 }
