@@ -26,6 +26,7 @@
 //! `state.rs` the progress state item (read, caught up, built on first touch); `source.rs` what
 //! the consistency auditor compares with.
 
+mod log;
 mod reads;
 mod source;
 mod state;
