@@ -13,8 +13,8 @@ buf lint
 if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then
   buf breaking --against '.git#ref=HEAD~1'
 fi
-promtool check rules deploy/prometheus/alerts.yml
-promtool test rules deploy/prometheus/alerts_test.yml
+promtool check rules deploy/prometheus/rules.yml deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/rules_test.yml deploy/prometheus/alerts_test.yml
 cargo build --locked -p goalstore-sidecar -p goalstore-lambda --bins
 scripts/smoke-readme.sh
 cargo test --locked --workspace

@@ -19,8 +19,6 @@ pub const OPERATION_DURATION: &str = "goalstore_operation_duration_seconds";
 pub const OPERATIONS: &str = "goalstore_operations_total";
 /// Cache lookups by `tier`, `kind` and `result` (`hit`, `miss`).
 pub const CACHE_REQUESTS: &str = "goalstore_cache_requests_total";
-/// hits / (hits + misses) by `tier` and `kind`, since start.
-pub const CACHE_HIT_RATIO: &str = "goalstore_cache_hit_ratio";
 /// Values stored in the cache by `result` (`stored`, `refused`: an invalidation came in between).
 pub const CACHE_FILLS: &str = "goalstore_cache_fills_total";
 /// Keys invalidated by `event` and `tier`.
@@ -33,10 +31,11 @@ pub const CACHE_LOCAL_ENTRIES: &str = "goalstore_cache_local_entries";
 pub const CACHE_LOCAL_WEIGHT: &str = "goalstore_cache_local_weight_bytes";
 /// DynamoDB requests by `operation` and `outcome` (`ok`, `throttled`, `condition_failed`, `error`).
 pub const DYNAMODB_REQUESTS: &str = "goalstore_dynamodb_requests_total";
-/// Read capacity units consumed, by `operation` (a gauge that only grows: units are fractional).
-pub const DYNAMODB_READ_UNITS: &str = "goalstore_dynamodb_read_units_consumed";
-/// Write capacity units consumed, by `operation` (a gauge that only grows).
-pub const DYNAMODB_WRITE_UNITS: &str = "goalstore_dynamodb_write_units_consumed";
+/// Read capacity consumed, by `operation`, in thousandths of a unit (a counter of integers:
+/// units are fractional, 0.5 for an eventually consistent read).
+pub const DYNAMODB_READ_CAPACITY: &str = "goalstore_dynamodb_read_capacity_milliunits_total";
+/// Write capacity consumed, by `operation`, in thousandths of a unit.
+pub const DYNAMODB_WRITE_CAPACITY: &str = "goalstore_dynamodb_write_capacity_milliunits_total";
 /// Throttled DynamoDB requests, by `operation`.
 pub const DYNAMODB_THROTTLES: &str = "goalstore_dynamodb_throttles_total";
 /// Retries of BatchGetItem by `reason` (`unprocessed`, `throttled`, `unavailable`).
@@ -59,6 +58,8 @@ pub const ACTIVITIES_LOGGED: &str = "goalstore_activities_logged_total";
 /// Change in active goals by `pattern` since this process started (creates and reactivations
 /// minus archives, completions and pauses).
 pub const ACTIVE_GOALS: &str = "goalstore_active_goals";
+/// 1, labelled with the running build's `version` and `git_sha` (see [`build_info`]).
+pub const BUILD_INFO: &str = "goalstore_build_info";
 
 /// The store calls, as the `op` label names them.
 pub const OPERATION_NAMES: [&str; 13] = [
@@ -93,10 +94,11 @@ pub const OUTCOMES: [&str; 11] = [
 ];
 
 /// The DynamoDB operations, as the `operation` label names them.
-pub const DYNAMODB_OPERATIONS: [&str; 5] = [
+pub const DYNAMODB_OPERATIONS: [&str; 6] = [
     "GetItem",
     "BatchGetItem",
     "PutItem",
+    "UpdateItem",
     "TransactWriteItems",
     "Query",
 ];
@@ -142,11 +144,6 @@ pub fn describe() {
         Unit::Count,
         "Cache lookups by tier, kind and result (hit, miss)."
     );
-    describe_gauge!(
-        CACHE_HIT_RATIO,
-        Unit::Count,
-        "hits / (hits + misses) by tier and kind, since start."
-    );
     describe_counter!(
         CACHE_FILLS,
         Unit::Count,
@@ -177,15 +174,15 @@ pub fn describe() {
         Unit::Count,
         "DynamoDB requests by operation and outcome."
     );
-    describe_gauge!(
-        DYNAMODB_READ_UNITS,
+    describe_counter!(
+        DYNAMODB_READ_CAPACITY,
         Unit::Count,
-        "DynamoDB read capacity units consumed, by operation."
+        "DynamoDB read capacity consumed, by operation, in thousandths of a unit."
     );
-    describe_gauge!(
-        DYNAMODB_WRITE_UNITS,
+    describe_counter!(
+        DYNAMODB_WRITE_CAPACITY,
         Unit::Count,
-        "DynamoDB write capacity units consumed, by operation."
+        "DynamoDB write capacity consumed, by operation, in thousandths of a unit."
     );
     describe_counter!(
         DYNAMODB_THROTTLES,
@@ -243,8 +240,6 @@ pub fn describe() {
                 metrics::counter!(CACHE_REQUESTS, "tier" => tier.as_str(), "kind" => kind.as_str(), "result" => result)
                     .absolute(0);
             }
-            metrics::gauge!(CACHE_HIT_RATIO, "tier" => tier.as_str(), "kind" => kind.as_str())
-                .set(0.0);
         }
         for event in INVALIDATION_EVENTS {
             metrics::counter!(CACHE_INVALIDATIONS, "event" => event, "tier" => tier.as_str())
@@ -269,8 +264,8 @@ pub fn describe() {
             metrics::counter!(DYNAMODB_REQUESTS, "operation" => operation, "outcome" => outcome)
                 .absolute(0);
         }
-        metrics::gauge!(DYNAMODB_READ_UNITS, "operation" => operation).set(0.0);
-        metrics::gauge!(DYNAMODB_WRITE_UNITS, "operation" => operation).set(0.0);
+        metrics::counter!(DYNAMODB_READ_CAPACITY, "operation" => operation).absolute(0);
+        metrics::counter!(DYNAMODB_WRITE_CAPACITY, "operation" => operation).absolute(0);
         metrics::counter!(DYNAMODB_THROTTLES, "operation" => operation).absolute(0);
     }
     let _ = metrics::histogram!(DYNAMODB_BATCH_KEYS);
@@ -284,6 +279,17 @@ pub fn describe() {
         metrics::counter!(ACTIVITIES_LOGGED, "pattern" => pattern.as_str()).absolute(0);
         metrics::gauge!(ACTIVE_GOALS, "pattern" => pattern.as_str()).set(0.0);
     }
+}
+
+/// Sets [`BUILD_INFO`] for the running binary: `version` (its crate version) and `git_sha` (the
+/// commit it was built from, or `unknown`). Binaries call it once, after [`describe`].
+pub fn build_info(version: &'static str, git_sha: &'static str) {
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "1, labelled with the running build's version and git_sha."
+    );
+    metrics::gauge!(BUILD_INFO, "version" => version, "git_sha" => git_sha).set(1.0);
 }
 
 /// Records one finished store call.

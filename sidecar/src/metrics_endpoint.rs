@@ -2,7 +2,9 @@
 //! loopback by default), Prometheus text format, until shutdown.
 //!
 //! The recorder is installed before the store is built (the cache keeps handles to its hot-path
-//! counters), and every documented series is set to zero at once, so panels have no gaps.
+//! counters), and every documented series is set to zero at once, so panels have no gaps. Beside
+//! goalstore's own: `goalstore_build_info` and the standard process metrics (CPU seconds,
+//! resident memory, open file descriptors, ... from `metrics-process`), read at each scrape.
 
 use goalstore::metrics::{
     BATCH_KEY_BUCKETS, CONSISTENCY_STALE_AGE, DYNAMODB_BATCH_KEYS, LATENCY_BUCKETS,
@@ -31,6 +33,8 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
         )?
         .install_recorder()?;
     goalstore::metrics::describe();
+    goalstore::metrics::build_info(env!("CARGO_PKG_VERSION"), env!("GOALSTORE_GIT_SHA"));
+    metrics_process::Collector::default().describe();
     Ok(handle)
 }
 
@@ -50,6 +54,7 @@ pub async fn serve(
             }
         })
     };
+    let process = std::sync::Arc::new(metrics_process::Collector::default());
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -59,12 +64,14 @@ pub async fn serve(
         let Ok((stream, _)) = accepted else {
             continue;
         };
-        let handle = handle.clone();
+        let (handle, process) = (handle.clone(), process.clone());
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let handle = handle.clone();
-                    async move { Ok::<_, std::convert::Infallible>(respond(&request, &handle)) }
+                    let (handle, process) = (handle.clone(), process.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(respond(&request, &handle, &process))
+                    }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -74,8 +81,13 @@ pub async fn serve(
     upkeep.abort();
 }
 
-fn respond<B>(request: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+fn respond<B>(
+    request: &Request<B>,
+    handle: &PrometheusHandle,
+    process: &metrics_process::Collector,
+) -> Response<Full<Bytes>> {
     let mut response = if request.uri().path() == "/metrics" {
+        process.collect();
         let mut response = Response::new(Full::new(Bytes::from(handle.render())));
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,

@@ -98,21 +98,9 @@ pub(super) struct Counters {
 
 impl Counters {
     pub(super) fn lookup(&self, metrics: &Metrics, tier: Tier, kind: CacheKind, hit: bool) {
-        let [hits, misses] = &self.lookups[tier as usize][kind.index()];
-        let (hits, misses) = if hit {
-            (
-                hits.fetch_add(1, Ordering::Relaxed) + 1,
-                misses.load(Ordering::Relaxed),
-            )
-        } else {
-            (
-                hits.load(Ordering::Relaxed),
-                misses.fetch_add(1, Ordering::Relaxed) + 1,
-            )
-        };
-        let handles = &metrics.lookups[tier as usize][kind.index()];
-        handles.requests[usize::from(!hit)].increment(1);
-        handles.hit_ratio.set(hits as f64 / (hits + misses) as f64);
+        self.lookups[tier as usize][kind.index()][usize::from(!hit)]
+            .fetch_add(1, Ordering::Relaxed);
+        metrics.lookups[tier as usize][kind.index()].requests[usize::from(!hit)].increment(1);
     }
 
     pub(super) fn fill(&self, metrics: &Metrics, landed: bool) {
@@ -137,22 +125,20 @@ pub(super) struct Metrics {
 }
 
 pub(super) struct LookupMetrics {
-    /// [hit, miss]
+    /// [hit, miss] (the hit ratio is PromQL's: deploy/prometheus/rules.yml)
     pub(super) requests: [metrics::Counter; 2],
-    pub(super) hit_ratio: metrics::Gauge,
 }
 
 impl Metrics {
     pub(super) fn new() -> Self {
         use crate::metrics::{
-            CACHE_FILLS, CACHE_HIT_RATIO, CACHE_LOCAL_ENTRIES, CACHE_LOCAL_WEIGHT, CACHE_REQUESTS,
+            CACHE_FILLS, CACHE_LOCAL_ENTRIES, CACHE_LOCAL_WEIGHT, CACHE_REQUESTS,
         };
         let lookup = |tier: Tier, kind: CacheKind| {
             LookupMetrics {
             requests: ["hit", "miss"].map(|result| {
                 metrics::counter!(CACHE_REQUESTS, "tier" => tier.as_str(), "kind" => kind.as_str(), "result" => result)
             }),
-            hit_ratio: metrics::gauge!(CACHE_HIT_RATIO, "tier" => tier.as_str(), "kind" => kind.as_str()),
         }
         };
         Self {

@@ -256,16 +256,16 @@ impl UsageCounters {
             .fetch_add(to_milli(read_units), Ordering::Relaxed);
         self.write_milli_units
             .fetch_add(to_milli(write_units), Ordering::Relaxed);
-        // Capacity is fractional (0.5 units per eventually consistent read), so it is kept in a
-        // gauge that only grows; read it with rate()/increase() like a counter.
+        // Capacity is fractional (0.5 units per eventually consistent read): counted in
+        // thousandths, so the counters stay integers and rate() reads them as it should.
         let op = operation.as_str();
         if read_units > 0.0 {
-            metrics::gauge!(crate::metrics::DYNAMODB_READ_UNITS, "operation" => op)
-                .increment(read_units);
+            metrics::counter!(crate::metrics::DYNAMODB_READ_CAPACITY, "operation" => op)
+                .increment(to_milli(read_units));
         }
         if write_units > 0.0 {
-            metrics::gauge!(crate::metrics::DYNAMODB_WRITE_UNITS, "operation" => op)
-                .increment(write_units);
+            metrics::counter!(crate::metrics::DYNAMODB_WRITE_CAPACITY, "operation" => op)
+                .increment(to_milli(write_units));
         }
     }
 

@@ -1,7 +1,7 @@
 //! What operators see: after a scripted workload through the sidecar, the Prometheus endpoint
-//! shows every documented metric with its labels (valid per `promtool check metrics`), each
-//! hit-ratio gauge equals hits / (hits + misses) of the run, no id is a label, and a failing call
-//! is one JSON log line with `op`, `error_type`, `duration` and `user_id`.
+//! shows every documented metric with its labels (valid per `promtool check metrics`), the build
+//! and process metrics, consumed capacity as integer counters, no id as a label, and a failing
+//! call is one JSON log line with `op`, `error_type`, `duration` and `user_id`.
 
 use goalstore_proto::v1 as pb;
 use goalstore_tests::servers::RedisServer;
@@ -18,7 +18,6 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
         goalstore::metrics::CACHE_REQUESTS,
         &["tier", "kind", "result"],
     ),
-    (goalstore::metrics::CACHE_HIT_RATIO, &["tier", "kind"]),
     (goalstore::metrics::CACHE_FILLS, &["result"]),
     (goalstore::metrics::CACHE_INVALIDATIONS, &["event", "tier"]),
     (goalstore::metrics::CACHE_DECODE_FAILURES, &[]),
@@ -28,8 +27,8 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
         goalstore::metrics::DYNAMODB_REQUESTS,
         &["operation", "outcome"],
     ),
-    (goalstore::metrics::DYNAMODB_READ_UNITS, &["operation"]),
-    (goalstore::metrics::DYNAMODB_WRITE_UNITS, &["operation"]),
+    (goalstore::metrics::DYNAMODB_READ_CAPACITY, &["operation"]),
+    (goalstore::metrics::DYNAMODB_WRITE_CAPACITY, &["operation"]),
     (goalstore::metrics::DYNAMODB_THROTTLES, &["operation"]),
     (goalstore::metrics::DYNAMODB_RETRIES, &["reason"]),
     (goalstore::metrics::DYNAMODB_BATCH_KEYS, &[]),
@@ -40,6 +39,7 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
     (goalstore::metrics::GOALS_CREATED, &["pattern"]),
     (goalstore::metrics::ACTIVITIES_LOGGED, &["pattern"]),
     (goalstore::metrics::ACTIVE_GOALS, &["pattern"]),
+    (goalstore::metrics::BUILD_INFO, &["version", "git_sha"]),
 ];
 
 /// The label keys of one sample line's series (`name{a="x",b="y"}` -> `[a, b]`), without `le`
@@ -145,23 +145,40 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
         }
     }
     for tier in ["local", "redis"] {
-        assert_eq!(
-            value(
-                &fresh_samples,
-                goalstore::metrics::CACHE_HIT_RATIO,
-                &[("tier", tier), ("kind", "goal")]
-            ),
-            0.0,
-            "a {tier} hit-ratio series exists at start-up"
-        );
+        for result in ["hit", "miss"] {
+            assert_eq!(
+                value(
+                    &fresh_samples,
+                    goalstore::metrics::CACHE_REQUESTS,
+                    &[("tier", tier), ("kind", "goal"), ("result", result)]
+                ),
+                0.0,
+                "the {tier} {result} series the hit-ratio rule reads exists at start-up"
+            );
+        }
+    }
+    let build = fresh_samples
+        .iter()
+        .find(|(series, _)| series.starts_with(goalstore::metrics::BUILD_INFO))
+        .ok_or_else(|| anyhow::anyhow!("no {}", goalstore::metrics::BUILD_INFO))?;
+    assert_eq!(*build.1, 1.0);
+    assert!(
+        build.0.contains("version=\"0.") && !build.0.contains("git_sha=\"\""),
+        "{}",
+        build.0
+    );
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
         assert!(
-            fresh.contains(&format!(
-                "{}{{tier=\"{tier}\",kind=\"goal\"}}",
-                goalstore::metrics::CACHE_HIT_RATIO
-            )),
-            "{tier} hit ratio series"
+            value(&fresh_samples, process, &[]) >= 0.0 && fresh.contains(process),
+            "{process} is exported"
         );
     }
+    assert!(value(&fresh_samples, "process_resident_memory_bytes", &[]) > 0.0);
+    assert!(value(&fresh_samples, "process_open_fds", &[]) > 0.0);
 
     let mut client = sidecar.client().await?;
     let user = "observed-user-7";
@@ -334,32 +351,39 @@ async fn a_workload_shows_in_metrics_and_logs() -> anyhow::Result<()> {
         ) >= 1.0
     );
 
-    // Each hit-ratio gauge is hits / (hits + misses) of this run, in both tiers.
+    // Both tiers were looked up for every kind (what the hit-ratio rule divides).
     for tier in ["local", "redis"] {
         for kind in ["goal", "active_goals", "progress"] {
-            let hits = value(
-                &s,
-                goalstore::metrics::CACHE_REQUESTS,
-                &[("tier", tier), ("kind", kind), ("result", "hit")],
-            );
-            let misses = value(
-                &s,
-                goalstore::metrics::CACHE_REQUESTS,
-                &[("tier", tier), ("kind", kind), ("result", "miss")],
-            );
-            assert!(hits + misses > 0.0, "{tier} {kind} was looked up");
-            let ratio = value(
-                &s,
-                goalstore::metrics::CACHE_HIT_RATIO,
-                &[("tier", tier), ("kind", kind)],
-            );
-            assert!(
-                (ratio - hits / (hits + misses)).abs() < 1e-9,
-                "{tier} {kind}: {ratio} vs {hits}/{}",
-                hits + misses
-            );
+            let looked_up: f64 = ["hit", "miss"]
+                .iter()
+                .map(|result| {
+                    value(
+                        &s,
+                        goalstore::metrics::CACHE_REQUESTS,
+                        &[("tier", tier), ("kind", kind), ("result", result)],
+                    )
+                })
+                .sum();
+            assert!(looked_up > 0.0, "{tier} {kind} was looked up");
         }
     }
+    // Consumed capacity: integer counters of thousandths of a unit.
+    let read = value(
+        &s,
+        goalstore::metrics::DYNAMODB_READ_CAPACITY,
+        &[("operation", "BatchGetItem")],
+    );
+    // (Over every operation: the DynamoDB stand-in reports no capacity for transactions.)
+    let written = value(&s, goalstore::metrics::DYNAMODB_WRITE_CAPACITY, &[]);
+    assert!(read >= 500.0 && read.fract() == 0.0, "{read}");
+    assert!(written > 0.0 && written.fract() == 0.0, "{written}");
+    assert!(
+        text.contains(&format!(
+            "# TYPE {} counter",
+            goalstore::metrics::DYNAMODB_READ_CAPACITY
+        )),
+        "a counter, so rate() applies"
+    );
     assert!(
         value(
             &s,
