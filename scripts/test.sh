@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs when missing, checks the proto contract,
-# checks and unit-tests the alert rules, builds the binaries the end-to-end tests start
+# checks and unit-tests the alert and recording rules, lints the SDK's minimal feature set,
+# builds the binaries the end-to-end tests start
 # (goalstore-sidecar, goalctl, the Lambda handlers), runs the README's first command as a smoke
 # test (scripts/smoke-readme.sh), and runs every test of the workspace.
 # The tests start their own servers (moto_server, redis-server) on free loopback ports.
@@ -15,6 +16,9 @@ if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yam
 fi
 promtool check rules deploy/prometheus/rules.yml deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/rules_test.yml deploy/prometheus/alerts_test.yml
+# The SDK's minimal feature set (the in-process store, without the gRPC client) builds and lints
+# clean; the full set is the workspace's, built below.
+cargo clippy --locked -p goalstore --no-default-features --all-targets -- -D warnings
 cargo build --locked -p goalstore-sidecar -p goalstore-lambda --bins
 scripts/smoke-readme.sh
 cargo test --locked --workspace

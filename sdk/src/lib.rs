@@ -4,9 +4,14 @@
 //! (DynamoDB or the embedded [`table::MemoryTable`]), with a [`cache`] in front. The read path is
 //! `store` → `cache` → `batch` → `table`.
 //! See ARCHITECTURE.md for the map and the invariants.
+//!
+//! Cargo features: `grpc` (default) adds [`Client`], the sidecar's gRPC client, and [`wire`], the
+//! conversions between the API's types and the protocol's; without it the crate is the
+//! in-process store alone, with no tonic or protobuf in the build.
 
 pub mod batch;
 pub mod cache;
+#[cfg(feature = "grpc")]
 pub mod client;
 pub mod clock;
 pub mod error;
@@ -21,9 +26,11 @@ pub mod service;
 pub mod store;
 pub mod table;
 pub mod validate;
+#[cfg(feature = "grpc")]
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, Strategy};
+#[cfg(feature = "grpc")]
 pub use client::{Client, ClientConfig};
 pub use error::{Error, Result, RuleCode, RuleViolation};
 pub use events::{Event, EventKind};

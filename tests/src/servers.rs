@@ -11,7 +11,6 @@ mod port;
 mod process;
 mod redis;
 mod redis_cluster;
-mod resp;
 
 pub use moto::MotoServer;
 pub use redis::RedisServer;

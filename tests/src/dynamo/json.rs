@@ -1,4 +1,5 @@
-//! Decoding DynamoDB JSON (`{"S": "..."}`, `{"M": {...}}`, ...) into SDK attribute values.
+//! Decoding DynamoDB JSON (`{"S": "..."}`, `{"M": {...}}`, ...) into SDK attribute values, with
+//! serde_dynamo's decoder (its `AttributeValue` reads DynamoDB JSON, and converts to the SDK's).
 //!
 //! Strict on purpose: fixtures are meant to be exactly what DynamoDB stores, so anything
 //! that is not valid DynamoDB JSON is an error naming where it is, not a guess.
@@ -6,9 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine as _;
 use serde_json::Value;
 
 /// An item: a JSON object mapping attribute names to DynamoDB JSON values.
@@ -28,81 +27,27 @@ pub fn parse_item(value: &Value) -> anyhow::Result<HashMap<String, AttributeValu
 /// One DynamoDB JSON value: an object with exactly one type key (S, N, BOOL, NULL, M, L,
 /// SS, NS, B, BS). Numbers stay strings, exactly as written; binaries are base64.
 pub fn parse_attribute_value(value: &Value) -> anyhow::Result<AttributeValue> {
-    let mut entries = value
-        .as_object()
-        .with_context(|| format!("a DynamoDB JSON value must be an object, got {value}"))?
-        .iter();
-    let (Some((tag, inner)), None) = (entries.next(), entries.next()) else {
-        anyhow::bail!(
-            "a DynamoDB JSON value must have exactly one type key, like {{\"S\": \"text\"}}, got {value}"
-        );
-    };
-    let parsed = match tag.as_str() {
-        "S" => AttributeValue::S(string(inner)?),
-        "N" => AttributeValue::N(string(inner)?),
-        "BOOL" => AttributeValue::Bool(
-            inner
-                .as_bool()
-                .with_context(|| format!("BOOL must be true or false, got {inner}"))?,
-        ),
-        "NULL" => {
-            anyhow::ensure!(
-                *inner == Value::Bool(true),
-                "NULL must be true, got {inner}"
-            );
-            AttributeValue::Null(true)
-        }
-        "M" => AttributeValue::M(parse_item(inner).context("in M")?),
-        "L" => AttributeValue::L(
-            array(inner)?
-                .iter()
-                .enumerate()
-                .map(|(index, element)| {
-                    parse_attribute_value(element).with_context(|| format!("L element {index}"))
-                })
-                .collect::<anyhow::Result<_>>()?,
-        ),
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "B" => AttributeValue::B(blob(inner)?),
-        "BS" => AttributeValue::Bs(
-            array(inner)?
-                .iter()
-                .map(blob)
-                .collect::<anyhow::Result<_>>()?,
-        ),
-        other => anyhow::bail!("unknown DynamoDB type {other:?} in {value}"),
-    };
-    Ok(parsed)
+    let parsed: serde_dynamo::AttributeValue = serde_path_to_error::deserialize(value)
+        .map_err(|error| anyhow::anyhow!("at `{}`: {}", error.path(), error.inner()))
+        .with_context(|| format!("not DynamoDB JSON: {value}"))?;
+    check_nulls(&parsed)?;
+    Ok(parsed.into())
 }
 
-fn string(value: &Value) -> anyhow::Result<String> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("expected a JSON string, got {value}"))
-}
-
-fn array(value: &Value) -> anyhow::Result<&Vec<Value>> {
-    value
-        .as_array()
-        .with_context(|| format!("expected a JSON array, got {value}"))
-}
-
-fn strings(value: &Value) -> anyhow::Result<Vec<String>> {
-    array(value)?.iter().map(string).collect()
-}
-
-fn blob(value: &Value) -> anyhow::Result<Blob> {
-    let encoded = string(value)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&encoded)
-        .with_context(|| format!("binary values are base64, got {encoded:?}"))?;
-    Ok(Blob::new(bytes))
+/// DynamoDB writes `{"NULL": true}` only; serde_dynamo also reads `false`.
+fn check_nulls(value: &serde_dynamo::AttributeValue) -> anyhow::Result<()> {
+    use serde_dynamo::AttributeValue::{Null, L, M};
+    match value {
+        Null(false) => anyhow::bail!("NULL must be true"),
+        M(map) => map.values().try_for_each(check_nulls),
+        L(list) => list.iter().try_for_each(check_nulls),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::primitives::Blob;
     use serde_json::json;
 
     use super::*;

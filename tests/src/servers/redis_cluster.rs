@@ -18,7 +18,6 @@ use tokio::net::TcpStream;
 
 use super::binary;
 use super::process::GuardedProcess;
-use super::resp::{self, Reply};
 
 const SERVER: &str = "redis-server";
 const SERVER_INSTALL: &str = "apt-get install -y redis-server";
@@ -351,13 +350,9 @@ impl Node {
     /// `nodes.conf` may report it before it has reconnected to its peers.
     async fn check(&self) -> anyhow::Result<()> {
         let port = self.port;
-        let info = resp::command(port, &["CLUSTER", "INFO"])
-            .await?
-            .into_text()?;
+        let info = command(port, &["CLUSTER", "INFO"]).await?;
         check_info(&info).with_context(|| format!("node 127.0.0.1:{port}"))?;
-        let nodes = resp::command(port, &["CLUSTER", "NODES"])
-            .await?
-            .into_text()?;
+        let nodes = command(port, &["CLUSTER", "NODES"]).await?;
         check_nodes(&nodes).with_context(|| format!("node 127.0.0.1:{port}"))
     }
 
@@ -473,12 +468,34 @@ fn check_nodes(nodes: &str) -> anyhow::Result<()> {
 }
 
 async fn ping(port: u16) -> anyhow::Result<()> {
-    let reply = resp::command(port, &["PING"]).await?;
-    anyhow::ensure!(
-        reply == Reply::Simple("PONG".to_owned()),
-        "PING to 127.0.0.1:{port} answered {reply}"
-    );
+    let reply = command(port, &["PING"]).await?;
+    anyhow::ensure!(reply == "PONG", "PING to 127.0.0.1:{port} answered {reply}");
     Ok(())
+}
+
+/// One exchange must not hang a readiness loop on a server that accepts but never answers.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends one command to the node on `port` alone (not through the cluster) and returns its
+/// reply as text: `PONG`, CLUSTER INFO's lines, a node id.
+async fn command(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let exchange = async {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command
+            .query_async::<String>(&mut connection)
+            .await
+            .with_context(|| format!("{args:?} to 127.0.0.1:{port}"))
+    };
+    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        .await
+        .with_context(|| {
+            format!("{args:?} to 127.0.0.1:{port}: no answer in {EXCHANGE_TIMEOUT:?}")
+        })?
 }
 
 async fn port_is_open(port: u16) -> bool {
@@ -490,17 +507,13 @@ mod tests {
     use super::*;
 
     async fn cluster_info(port: u16) -> anyhow::Result<String> {
-        resp::command(port, &["CLUSTER", "INFO"]).await?.into_text()
+        command(port, &["CLUSTER", "INFO"]).await
     }
 
     async fn node_ids(cluster: &RedisCluster) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::new();
         for port in cluster.ports() {
-            ids.push(
-                resp::command(port, &["CLUSTER", "MYID"])
-                    .await?
-                    .into_text()?,
-            );
+            ids.push(command(port, &["CLUSTER", "MYID"]).await?);
         }
         Ok(ids)
     }
