@@ -1,6 +1,6 @@
 //! Start-up: the configuration, the metrics recorder and the store, built once per container.
 //!
-//! The store's settings are the sidecar's (`goalstore_sidecar::config::Config`, the same
+//! The store's settings are the sidecar's (`goalstore_config::Config`, the same
 //! `GOALSTORE_*` variables, parsed by the same code); [`LambdaSettings`] adds the few that only a
 //! Lambda has (the EMF namespace and dimensions). [`Builder::build`] makes no network call:
 //! the DynamoDB client resolves credentials on its first request (the region comes from
@@ -11,7 +11,7 @@ use crate::emf::{EmfConfig, EmfError, EmfRecorder, ENVIRONMENT_DIMENSION, FUNCTI
 use clap::Parser;
 use goalstore::table::{DynamoTable, MemoryTable, Table};
 use goalstore::GoalStore;
-use goalstore_sidecar::config::{Config, ConfigError, TableChoice};
+use goalstore_config::{Config, ConfigError, TableChoice};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -221,18 +221,54 @@ impl Lambda {
     }
 }
 
-/// JSON logs to stderr at `RUST_LOG` (default `info`): stdout carries the EMF documents.
+/// How a function logs, from Lambda's advanced logging controls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    /// `AWS_LAMBDA_LOG_LEVEL` (`TRACE` … `ERROR`; `FATAL` is `ERROR`), else `RUST_LOG`'s
+    /// directives, else `info`.
+    pub filter: String,
+    /// `AWS_LAMBDA_LOG_FORMAT`: `JSON` (also when unset: the operations guide's queries read
+    /// the fields) or `Text`.
+    pub json: bool,
+}
+
+impl LogSettings {
+    /// The settings `var` (an environment lookup) gives.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
+        let level = var("AWS_LAMBDA_LOG_LEVEL").map(|level| match level.to_ascii_lowercase() {
+            fatal if fatal == "fatal" => "error".to_owned(),
+            level => level,
+        });
+        let filter = level
+            .or_else(|| var("RUST_LOG"))
+            .filter(|filter| !filter.trim().is_empty())
+            .unwrap_or_else(|| "info".to_owned());
+        let json = !var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text"));
+        Self { filter, json }
+    }
+}
+
+/// Logs to stderr (stdout carries the EMF documents), as [`LogSettings`] from the environment
+/// say. Each line logged during an invocation carries its request id: the runtime's
+/// `Lambda runtime invoke` span (`requestId`), as `span.requestId` in JSON, as the span's prefix
+/// in text.
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let settings = LogSettings::from_env(|name| std::env::var(name).ok());
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .without_time()
-        .try_init();
+        .without_time();
+    let _ = if settings.json {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        logs.with_target(false).try_init()
+    };
 }
 
 /// What a binary does before serving: logs, then the [`Lambda`] from the environment.
@@ -295,6 +331,43 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn logs_follow_the_advanced_logging_controls() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        assert_eq!(
+            LogSettings::from_env(env(&[])),
+            LogSettings {
+                filter: "info".into(),
+                json: true
+            }
+        );
+        let set = LogSettings::from_env(env(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+            ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+            ("RUST_LOG", "trace"),
+        ]));
+        assert_eq!((set.filter.as_str(), set.json), ("debug", false));
+        assert_eq!(
+            LogSettings::from_env(env(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")])).filter,
+            "error"
+        );
+        let rust_log = LogSettings::from_env(env(&[
+            ("RUST_LOG", "goalstore=debug,info"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ]));
+        assert_eq!(
+            (rust_log.filter.as_str(), rust_log.json),
+            ("goalstore=debug,info", true)
+        );
+    }
 
     fn settings() -> LambdaSettings {
         LambdaSettings {

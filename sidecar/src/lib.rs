@@ -3,7 +3,9 @@
 //! `config` (what to run), `service` (the RPCs over the store), `server` (the listener, health,
 //! reflection, shutdown). The binary in `main.rs` only wires these together.
 
-pub mod config;
+/// What to run: the typed configuration, shared with the Lambda handlers (crate
+/// `goalstore-config`).
+pub use goalstore_config as config;
 pub mod deadline;
 pub mod metrics_endpoint;
 pub mod server;

@@ -411,6 +411,8 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
                 MotoServer::shared().endpoint(),
             ),
             ("GOALSTORE_ENVIRONMENT", "test"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -441,7 +443,23 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
     if let Some(mut pipe) = child.stdout.take() {
         pipe.read_to_string(&mut stdout).await?;
     }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).await?;
+    }
     let _ = child.wait().await;
+
+    // Logs: JSON lines on stderr; the failed call's line carries its invocation's request id.
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|line| line["error_type"] == "not_found")
+        .ok_or_else(|| anyhow::anyhow!("no log line of the miss in:\n{stderr}"))?;
+    assert_eq!(failed["span"]["requestId"], "request-3", "{failed}");
+    assert_eq!(failed["op"], "get_goal", "{failed}");
 
     let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["request-1", "request-2", "request-3"]);

@@ -1,5 +1,7 @@
-//! The sidecar's configuration: one typed struct, from flags, `GOALSTORE_*` environment and an
-//! optional TOML file (`--config`). Precedence: flag, then environment, then file, then default.
+//! The configuration of goalstore's deployables: one typed struct, from flags, `GOALSTORE_*`
+//! environment and an optional TOML file (`--config`). Precedence: flag, then environment, then
+//! file, then default. The sidecar reads all of it; the Lambda handlers read the store's part
+//! from the same variables (a crate of its own so that they build without the sidecar's server).
 //!
 //! Every default is safe: listen on loopback, the embedded table, the local cache, no bind beyond
 //! loopback unless asked. A bad value is reported with the name of its setting before anything
@@ -232,7 +234,7 @@ fn parse_share(text: &str) -> Result<f64, String> {
 }
 
 fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
-    let uri: tonic::transport::Uri = text
+    let uri: http::Uri = text
         .parse()
         .map_err(|_| format!("`{text}` is not a URL like http://127.0.0.1:4317"))?;
     match (uri.scheme_str(), uri.authority()) {
