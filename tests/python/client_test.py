@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """A goalstore client in Python: grpcio stubs generated from proto/ at test time.
 
-Usage: client_test.py HOST:PORT [PROTO_ROOT]
+Usage: client_test.py TARGET [PROTO_ROOT]   (TARGET: HOST:PORT, or unix:///path/to.sock)
 
 Generates the goalstore.v1 stubs with grpcio-tools' bundled protoc (which also carries the
 well-known types, e.g. google/protobuf/struct.proto) into a temporary folder, then, against the
-sidecar at HOST:PORT: creates a milestone goal (target 100), logs 30 and 12.5, checks that the
+sidecar at TARGET, over a channel with default options: creates a milestone goal (target 100), logs 30 and 12.5, checks that the
 progress is 42.5 in total and 42.5 %, and that an id with '#' is INVALID_ARGUMENT.
 
 Prints "python client: ok" and exits 0; anything else exits non-zero with a message.
@@ -58,7 +58,7 @@ def check(condition, message):
 
 def main():
     if len(sys.argv) not in (2, 3):
-        fail("usage: client_test.py HOST:PORT [PROTO_ROOT]")
+        fail("usage: client_test.py HOST:PORT|unix:///PATH [PROTO_ROOT]")
     address = sys.argv[1]
     default_root = Path(__file__).resolve().parent.parent.parent / "proto"
     proto_root = Path(sys.argv[2]) if len(sys.argv) == 3 else default_root

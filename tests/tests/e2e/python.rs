@@ -1,6 +1,9 @@
 //! A client in another language: `tests/python/client_test.py` generates grpcio stubs from
-//! `proto/` and drives a real sidecar process, so the contract is checked from outside Rust.
+//! `proto/` and drives a real sidecar process, so the contract is checked from outside Rust —
+//! over TCP, and over the Unix socket with a default channel (grpcio sends the socket path as
+//! `:authority`; vendor/h2/PATCHES.md).
 
+use goalstore_tests::ops::UnixSidecar;
 use goalstore_tests::sidecar::SidecarProcess;
 use goalstore_tests::stores::DynamoStore;
 use std::path::PathBuf;
@@ -45,14 +48,32 @@ async fn python_grpcio_client_generated_from_the_proto_works() -> anyhow::Result
     ])
     .await?;
     let address = sidecar.endpoint().trim_start_matches("http://").to_owned();
+    run_python_client(&address).await?;
 
+    // What Python wrote is in the table for every client: 30 + 12.5 logged on one goal.
+    let stats = sidecar
+        .client()
+        .await?
+        .stats(goalstore_proto::v1::StatsRequest {})
+        .await?;
+    let table_usage = stats.into_inner().table.unwrap_or_default();
+    assert!(
+        table_usage.transact_write_items + table_usage.put_item >= 3,
+        "the goal and two activities were written: {table_usage:?}"
+    );
+    Ok(())
+}
+
+/// Runs `tests/python/client_test.py` against `address` (`host:port` or `unix:///path`) and
+/// checks that it says ok.
+async fn run_python_client(address: &str) -> anyhow::Result<()> {
     let root = repo_root();
     let script = root.join("tests/python/client_test.py");
     let proto = root.join("proto");
     let mut command = Command::new("python3");
     command
         .arg(&script)
-        .arg(&address)
+        .arg(address)
         .arg(&proto)
         .current_dir(&root)
         // Generated modules live in a temporary folder; leave no bytecode in the work tree.
@@ -81,16 +102,32 @@ async fn python_grpcio_client_generated_from_the_proto_works() -> anyhow::Result
         "no ok line\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
 
-    // What Python wrote is in the table for every client: 30 + 12.5 logged on one goal.
-    let stats = sidecar
-        .client()
-        .await?
-        .stats(goalstore_proto::v1::StatsRequest {})
-        .await?;
-    let table_usage = stats.into_inner().table.unwrap_or_default();
+    Ok(())
+}
+
+#[tokio::test]
+async fn python_grpcio_client_calls_through_the_unix_socket_with_a_default_channel(
+) -> anyhow::Result<()> {
+    require_grpcio().await?;
+    let t = DynamoStore::start().await?;
+    let table = format!("dynamodb:{}", t.table_name);
+    let dynamo = t.proxy.endpoint();
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("goalstore.sock");
+    let _sidecar = UnixSidecar::start(
+        &socket,
+        &[
+            ("GOALSTORE_TABLE", table.as_str()),
+            ("GOALSTORE_DYNAMODB_ENDPOINT", dynamo.as_str()),
+        ],
+    )
+    .await?;
+    // grpcio's own form of a Unix socket target, no channel options.
+    run_python_client(&format!("unix://{}", socket.display())).await?;
     assert!(
-        table_usage.transact_write_items + table_usage.put_item >= 3,
-        "the goal and two activities were written: {table_usage:?}"
+        t.proxy.count("TransactWriteItems") >= 2,
+        "the calls reached the table: {:?}",
+        t.proxy.counts()
     );
     Ok(())
 }
