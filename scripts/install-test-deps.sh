@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, when it is missing: redis-server and redis-cli (Debian),
 # promtool (Debian prometheus, for the alert rule tests), a
-# DynamoDB-compatible server (moto_server, from PyPI moto[server]), grpcio and grpcio-tools (PyPI,
-# for the Python client test in tests/python) and buf (npm @bufbuild/buf).
+# DynamoDB-compatible server (moto_server, from PyPI moto[server]), grpcio, grpcio-tools and
+# grpcio-status (PyPI, for the Python client test in tests/python) and buf (npm @bufbuild/buf).
 # Safe to run again: anything already installed is left alone.
 set -euo pipefail
 
@@ -32,10 +32,10 @@ if need moto_server; then
 fi
 
 # The Python client test generates its stubs with grpcio-tools' bundled protoc.
-need_grpcio() { ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; }
+need_grpcio() { ! python3 -c 'import grpc, grpc_tools, grpc_status' >/dev/null 2>&1; }
 if need_grpcio; then
-  echo "installing grpcio grpcio-tools (pip)" >&2
-  python3 -m pip install --quiet 'grpcio>=1.60' 'grpcio-tools>=1.60'
+  echo "installing grpcio grpcio-tools grpcio-status (pip)" >&2
+  python3 -m pip install --quiet 'grpcio>=1.60' 'grpcio-tools>=1.60' 'grpcio-status>=1.60'
 fi
 
 if need buf; then
@@ -51,6 +51,6 @@ for tool in redis-server redis-cli promtool moto_server buf; do
   fi
 done
 if need_grpcio; then
-  echo "error: python3 still cannot import grpc and grpc_tools after installing them" >&2
+  echo "error: python3 still cannot import grpc, grpc_tools and grpc_status after installing them" >&2
   exit 1
 fi

@@ -78,13 +78,27 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// HTTP/2 PING every this long on an idle or busy connection (the sidecar accepts pings this
+/// often: its own interval is the same).
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// A PING unanswered this long closes the connection (the next call reconnects).
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Client {
     /// A client that connects on first use (and reconnects after failures). Makes no network call.
     pub fn new(config: ClientConfig) -> Result<Self> {
+        // HTTP/2 keepalive: a connection a middlebox or a restarted sidecar dropped without a
+        // word is noticed within interval + timeout, not at the next call's deadline.
+        let keepalive = |endpoint: Endpoint| {
+            endpoint
+                .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                .keep_alive_while_idle(true)
+        };
         let channel = if let Some(path) = config.endpoint.strip_prefix("unix:") {
             let path = path.to_owned();
             // The URI is a placeholder: the connector below ignores it and dials the socket.
-            Endpoint::from_static("http://localhost")
+            keepalive(Endpoint::from_static("http://localhost"))
                 .connect_timeout(config.timeout)
                 .connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
                     let path = path.clone();
@@ -94,10 +108,12 @@ impl Client {
                     }
                 }))
         } else {
-            Endpoint::from_shared(config.endpoint.clone())
-                .map_err(|e| Error::invalid("endpoint", e.to_string()))?
-                .connect_timeout(config.timeout)
-                .connect_lazy()
+            keepalive(
+                Endpoint::from_shared(config.endpoint.clone())
+                    .map_err(|e| Error::invalid("endpoint", e.to_string()))?,
+            )
+            .connect_timeout(config.timeout)
+            .connect_lazy()
         };
         let authorization = match &config.auth_token {
             None => None,

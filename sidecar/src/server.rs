@@ -151,7 +151,9 @@ impl tonic::service::Interceptor for BearerAuth {
         if bool::from(given.as_bytes().ct_eq(expected)) {
             Ok(request)
         } else {
-            Err(Status::unauthenticated("a valid bearer token is required"))
+            Err(goalstore::wire::status_of(
+                &goalstore::Error::Unauthenticated("a valid bearer token is required".into()),
+            ))
         }
     }
 }
@@ -192,6 +194,10 @@ pub async fn run(
         },
     );
     let router = tonic::transport::Server::builder()
+        // HTTP/2 keepalive: a client gone without a word (a crashed process, a dropped NAT
+        // entry) is noticed and its connection's calls cancelled within interval + timeout.
+        .http2_keepalive_interval(Some(goalstore::client::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(goalstore::client::KEEPALIVE_TIMEOUT))
         .layer(crate::deadline::DeadlineLayer {
             request_timeout: options.request_timeout,
         })

@@ -39,10 +39,11 @@ impl GoalStoreService {
     // Status is large, but this is the one error type every RPC returns anyway.
     #[allow(clippy::result_large_err)]
     fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("too many calls in flight; retry with backoff"))
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            fail(goalstore::Error::ResourceExhausted(
+                "too many calls in flight; retry with backoff".into(),
+            ))
+        })
     }
 }
 
@@ -97,11 +98,14 @@ impl GoalStoreRpc for GoalStoreService {
         let _admitted = self.admit()?;
         let r = request.into_inner();
         if r.goal_ids.len() > self.max_batch_ids {
-            return Err(Status::invalid_argument(format!(
-                "invalid argument `goal_ids`: {} ids; at most {} per call",
-                r.goal_ids.len(),
-                self.max_batch_ids
-            )));
+            return Err(fail(goalstore::Error::InvalidArgument {
+                field: "goal_ids".into(),
+                reason: format!(
+                    "{} ids; at most {} per call",
+                    r.goal_ids.len(),
+                    self.max_batch_ids
+                ),
+            }));
         }
         let batch = self
             .store

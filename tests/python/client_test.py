@@ -6,7 +6,8 @@ Usage: client_test.py TARGET [PROTO_ROOT]   (TARGET: HOST:PORT, or unix:///path/
 Generates the goalstore.v1 stubs with grpcio-tools' bundled protoc (which also carries the
 well-known types, e.g. google/protobuf/struct.proto) into a temporary folder, then, against the
 sidecar at TARGET, over a channel with default options: creates a milestone goal (target 100), logs 30 and 12.5, checks that the
-progress is 42.5 in total and 42.5 %, and that an id with '#' is INVALID_ARGUMENT.
+progress is 42.5 in total and 42.5 %, and that an id with '#' is INVALID_ARGUMENT with a
+google.rpc.BadRequest field violation naming goal_id (read with grpcio-status).
 
 Prints "python client: ok" and exits 0; anything else exits non-zero with a message.
 PROTO_ROOT defaults to the repository's proto/ folder (found from this file's location).
@@ -54,6 +55,35 @@ def generate_stubs(proto_root, out_dir):
 def check(condition, message):
     if not condition:
         fail(message)
+
+
+def check_rich_details(error):
+    """The standard details of an INVALID_ARGUMENT, as any gRPC client reads them
+    (grpcio-status): a google.rpc.BadRequest naming the field, a google.rpc.ErrorInfo."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    check(status is not None, "INVALID_ARGUMENT carries no google.rpc.Status")
+    violations, infos = [], []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations += [(v.field, v.description) for v in bad_request.field_violations]
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+    check(
+        [field for field, _ in violations] == ["goal_id"],
+        f"the BadRequest's field violations are {violations!r}",
+    )
+    check(violations[0][1] != "", "the field violation has no description")
+    check(
+        [(i.reason, i.domain) for i in infos] == [("INVALID_ARGUMENT", "goalstore.v1")],
+        f"the ErrorInfo is {infos!r}",
+    )
 
 
 def main():
@@ -133,6 +163,7 @@ def main():
                     "goal_id" in (error.details() or ""),
                     f"the error names goal_id: {error.details()!r}",
                 )
+                check_rich_details(error)
             else:
                 fail("GetGoal('a#b') succeeded")
 

@@ -19,7 +19,7 @@ fn repo_root() -> PathBuf {
 /// Fails the test loudly when grpcio or grpcio-tools is missing, saying how to install them.
 async fn require_grpcio() -> anyhow::Result<()> {
     let output = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools"])
+        .args(["-c", "import grpc, grpc_tools, grpc_status"])
         .stdin(Stdio::null())
         .output()
         .await;
@@ -29,9 +29,9 @@ async fn require_grpcio() -> anyhow::Result<()> {
         Err(error) => format!("cannot run python3: {error}"),
     };
     panic!(
-        "the Python client test needs grpcio and grpcio-tools: \
-         run `python3 -m pip install 'grpcio>=1.60' 'grpcio-tools>=1.60'` \
-         (pip install grpcio grpcio-tools), or scripts/test.sh, which installs them \
+        "the Python client test needs grpcio, grpcio-tools and grpcio-status: \
+         run `python3 -m pip install 'grpcio>=1.60' 'grpcio-tools>=1.60' 'grpcio-status>=1.60'` \
+         (pip install grpcio grpcio-tools grpcio-status), or scripts/test.sh, which installs them \
          (scripts/install-test-deps.sh). python3 said: {problem}"
     );
 }

@@ -1,11 +1,16 @@
-//! Conversions between the model and the `goalstore.v1` wire messages, and between store errors
-//! and gRPC statuses — in one place, for the sidecar (server side) and `Client` (client side).
+//! Conversions between the model and the `goalstore.v1` wire messages, and (in `status.rs`)
+//! between store errors and gRPC statuses — in one place, for the sidecar (server side) and
+//! `Client` (client side).
 //!
 //! Invariants: a caller's mistake (a bad enum number, a malformed timestamp, a bad id) becomes
 //! `Error::InvalidArgument` naming the field, never a panic; every `Error` maps to exactly one
 //! gRPC code, and back.
 
-use crate::error::{Error, RuleCode};
+mod status;
+
+pub use status::{error_of, status_of, ERROR_DOMAIN};
+
+use crate::error::Error;
 use crate::events::{Event, EventKind};
 use crate::model::{
     Activity, ActivitySource, ActivityType, Direction, Document, Goal, GoalPattern, GoalStatus,
@@ -14,134 +19,6 @@ use crate::model::{
 use crate::store::{GoalFilter, GoalUpdate, NewActivity, NewGoal};
 use goalstore_proto::v1 as pb;
 use prost_types::value::Kind;
-use tonic::{Code, Status};
-
-/// Metadata carrying the parts of an error a client needs to rebuild it exactly.
-const FIELD: &str = "x-goalstore-field";
-const KIND: &str = "x-goalstore-kind";
-const ID: &str = "x-goalstore-id";
-const REASON: &str = "x-goalstore-reason";
-/// The business rule's code (`GOAL_QUOTA_EXCEEDED`, ...) of a FAILED_PRECONDITION.
-const RULE: &str = "x-goalstore-rule";
-/// The rule's details, as JSON text.
-const RULE_DETAILS: &str = "x-goalstore-rule-details";
-
-const KNOWN_KINDS: &[&str] = &["goal", "activity", "item"];
-
-fn known(list: &[&'static str], name: &str, otherwise: &'static str) -> &'static str {
-    list.iter()
-        .copied()
-        .find(|f| *f == name)
-        .unwrap_or(otherwise)
-}
-
-/// The gRPC status of a store error: one code per variant, the message naming the field or id,
-/// and metadata from which [`error_of`] rebuilds the same error.
-pub fn status_of(error: &Error) -> Status {
-    let code = match error {
-        Error::InvalidArgument { .. } => Code::InvalidArgument,
-        Error::NotFound { .. } => Code::NotFound,
-        Error::FailedPrecondition(_) | Error::Rule(_) => Code::FailedPrecondition,
-        Error::AlreadyExists { .. } => Code::AlreadyExists,
-        Error::Throttled { .. } | Error::Unavailable(_) => Code::Unavailable,
-        Error::CorruptItem { .. } => Code::DataLoss,
-        Error::Unauthenticated(_) => Code::Unauthenticated,
-        Error::ResourceExhausted(_) => Code::ResourceExhausted,
-    };
-    let mut status = Status::new(code, error.to_string());
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(value) = value.parse() {
-            status.metadata_mut().insert(name, value);
-        }
-    };
-    match error {
-        Error::InvalidArgument { field, reason } => {
-            put(FIELD, field);
-            put(REASON, reason);
-        }
-        Error::NotFound { kind, id } | Error::AlreadyExists { kind, id } => {
-            put(KIND, kind);
-            put(ID, id);
-        }
-        Error::Rule(rule) => {
-            put(RULE, rule.code.as_str());
-            put(RULE_DETAILS, &rule.details.to_string());
-        }
-        _ => {}
-    }
-    status
-}
-
-/// The store error a gRPC status stands for (for clients of the sidecar).
-pub fn error_of(status: &Status) -> Error {
-    let message = status.message().to_owned();
-    let meta = |name: &str| {
-        status
-            .metadata()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    match status.code() {
-        Code::InvalidArgument => Error::InvalidArgument {
-            field: meta(FIELD).unwrap_or_else(|| "request".to_owned()),
-            reason: meta(REASON).unwrap_or(message),
-        },
-        Code::NotFound => Error::NotFound {
-            kind: known(KNOWN_KINDS, &meta(KIND).unwrap_or_default(), "item"),
-            id: meta(ID).unwrap_or(message),
-        },
-        Code::FailedPrecondition if meta(RULE).is_some() => {
-            let code = meta(RULE).as_deref().and_then(RuleCode::from_text);
-            match code {
-                Some(code) => Error::rule(
-                    code,
-                    message
-                        .strip_prefix(&format!("{code}: "))
-                        .unwrap_or(&message)
-                        .to_owned(),
-                    meta(RULE_DETAILS)
-                        .and_then(|d| serde_json::from_str(&d).ok())
-                        .unwrap_or_else(|| serde_json::json!({})),
-                ),
-                None => Error::FailedPrecondition(message),
-            }
-        }
-        Code::FailedPrecondition => Error::FailedPrecondition(
-            message
-                .strip_prefix("failed precondition: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        ),
-        Code::AlreadyExists => Error::AlreadyExists {
-            kind: known(KNOWN_KINDS, &meta(KIND).unwrap_or_default(), "item"),
-            id: meta(ID).unwrap_or(message),
-        },
-        Code::DataLoss => Error::CorruptItem {
-            key: String::new(),
-            reason: message,
-        },
-        Code::Unavailable => Error::Unavailable(
-            message
-                .strip_prefix("unavailable: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        ),
-        Code::Unauthenticated => Error::Unauthenticated(
-            message
-                .strip_prefix("unauthenticated: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        ),
-        Code::ResourceExhausted => Error::ResourceExhausted(
-            message
-                .strip_prefix("resource exhausted: ")
-                .unwrap_or(&message)
-                .to_owned(),
-        ),
-        code => Error::Unavailable(format!("{code:?}: {message}")),
-    }
-}
 
 // ----- enums -----
 
@@ -928,33 +805,6 @@ mod tests {
         assert_eq!(
             GoalPattern::from_wire(2).expect("milestone"),
             Some(GoalPattern::Milestone)
-        );
-    }
-
-    #[test]
-    fn every_error_maps_to_one_code_and_back() {
-        let errors = [
-            Error::invalid("goal_id", "bad"),
-            Error::NotFound {
-                kind: "goal",
-                id: "g".into(),
-            },
-            Error::FailedPrecondition("archived".into()),
-            Error::AlreadyExists {
-                kind: "goal",
-                id: "g".into(),
-            },
-            Error::Unavailable("down".into()),
-            Error::Unauthenticated("no token".into()),
-            Error::ResourceExhausted("too many calls".into()),
-        ];
-        for error in errors {
-            let status = status_of(&error);
-            assert_eq!(error_of(&status), error, "round trip of {error}");
-        }
-        assert_eq!(
-            status_of(&Error::Throttled { attempts: 3 }).code(),
-            Code::Unavailable
         );
     }
 }
