@@ -16,9 +16,10 @@ if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yam
 fi
 promtool check rules deploy/prometheus/rules.yml deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/rules_test.yml deploy/prometheus/alerts_test.yml
-# The SDK's minimal feature set (the in-process store, without the gRPC client) builds and lints
-# clean; the full set is the workspace's, built below.
+# The SDK's minimal feature set (the in-process store, without the gRPC client or the Redis
+# tier) lints clean and passes its unit tests; the full set is the workspace's, built below.
 cargo clippy --locked -p goalstore --no-default-features --all-targets -- -D warnings
+cargo test --locked -p goalstore --no-default-features --lib
 cargo build --locked -p goalstore-sidecar -p goalstore-lambda --bins
 scripts/smoke-readme.sh
 cargo test --locked --workspace

@@ -22,11 +22,17 @@ pub mod flight;
 pub mod keys;
 pub mod local;
 pub mod pending;
+#[cfg(feature = "redis")]
 pub mod redis;
+/// Without the `redis` feature: the same names, no values (see `no_redis.rs`).
+#[cfg(not(feature = "redis"))]
+#[path = "no_redis.rs"]
+pub mod redis;
+mod redis_common;
 mod stats;
 pub mod write;
 
-pub use self::config::{CacheConfig, Strategy};
+pub use self::config::{CacheConfig, RedisConfig, Strategy};
 pub use self::stats::{CacheStats, Tier};
 use self::stats::{Counters, Metrics};
 
@@ -662,16 +668,10 @@ impl Cache {
     }
 
     /// Handles one push from Redis: an invalidation message, or a change of the subscription.
-    fn on_push(self: &Arc<Self>, push: ::redis::PushInfo) {
-        use ::redis::PushKind;
-        match push.kind {
-            PushKind::Message | PushKind::SMessage => {
-                let Some(::redis::Value::BulkString(payload)) = push.data.get(1) else {
-                    return;
-                };
-                let Ok(text) = std::str::from_utf8(payload) else {
-                    return;
-                };
+    fn on_push(self: &Arc<Self>, push: self::redis::PushInfo) {
+        use self::redis::Push;
+        match self::redis::classify(&push) {
+            Push::Message(text) => {
                 let Some((sender, message)) = bus::decode(text) else {
                     return;
                 };
@@ -702,13 +702,13 @@ impl Cache {
                     }
                 }
             }
-            PushKind::Disconnection => {
+            Push::Disconnected => {
                 if let Some(redis) = &self.redis {
                     redis.mark_unsubscribed();
                 }
                 self.subscription_broken.store(true, Ordering::Release);
             }
-            PushKind::Subscribe | PushKind::SSubscribe => {
+            Push::Subscribed => {
                 if let Some(redis) = &self.redis {
                     redis.mark_subscribed();
                 }
@@ -717,7 +717,7 @@ impl Cache {
                     self.purge_local("the invalidation subscription was re-established");
                 }
             }
-            _ => {}
+            Push::Other => {}
         }
     }
 }
@@ -769,7 +769,7 @@ async fn probe(cache: Weak<Cache>, redis: Arc<RedisTier>) {
 /// Receives pushes (pub/sub messages, disconnections) until the cache is dropped.
 async fn receive(
     cache: Weak<Cache>,
-    mut pushes: tokio::sync::mpsc::UnboundedReceiver<::redis::PushInfo>,
+    mut pushes: tokio::sync::mpsc::UnboundedReceiver<self::redis::PushInfo>,
 ) {
     while let Some(push) = pushes.recv().await {
         let Some(cache) = cache.upgrade() else {

@@ -26,61 +26,31 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, Shared};
 use futures::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, PushInfo, RedisFuture, RedisResult, Script, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// How the Redis tier connects and protects itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RedisConfig {
-    /// One URL for a standalone server; several (the seed nodes) for a Redis Cluster.
-    pub urls: Vec<String>,
-    /// Whether `urls` name a Redis Cluster (always, when there is more than one).
-    pub cluster: bool,
-    /// Deadline of one Redis call.
-    pub timeout: Duration,
-    /// Consecutive failures that open the circuit breaker.
-    pub breaker_failures: u32,
-    /// How long the breaker stays open before a probe.
-    pub breaker_cooldown: Duration,
-    /// How long a fill lease lives; a fill slower than this does not land.
-    pub lease_ttl: Duration,
-    /// Invalidations kept for replay while Redis is unreachable; past this, the namespace is flushed.
-    pub max_pending_invalidations: usize,
-    /// How often a degraded tier probes Redis.
-    pub probe_interval: Duration,
-}
+pub use super::config::RedisConfig;
+pub use super::redis_common::{Push, RedisFailure};
+/// A pub/sub message or a disconnection notice, as the connection pushes it.
+pub use redis::PushInfo;
 
-impl Default for RedisConfig {
-    fn default() -> Self {
-        Self {
-            urls: vec!["redis://127.0.0.1:6379/".into()],
-            cluster: false,
-            timeout: Duration::from_millis(100),
-            breaker_failures: 3,
-            breaker_cooldown: Duration::from_millis(500),
-            lease_ttl: Duration::from_secs(10),
-            max_pending_invalidations: 100_000,
-            probe_interval: Duration::from_millis(200),
-        }
+/// What `push` says.
+pub fn classify(push: &PushInfo) -> Push<'_> {
+    use redis::PushKind;
+    match push.kind {
+        PushKind::Message | PushKind::SMessage => match push.data.get(1) {
+            Some(Value::BulkString(payload)) => {
+                std::str::from_utf8(payload).map_or(Push::Other, Push::Message)
+            }
+            _ => Push::Other,
+        },
+        PushKind::Disconnection => Push::Disconnected,
+        PushKind::Subscribe | PushKind::SSubscribe => Push::Subscribed,
+        _ => Push::Other,
     }
-}
-
-/// Why a Redis call did not happen or failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RedisFailure {
-    #[error("the circuit breaker is open")]
-    Open,
-    #[error("invalidations are waiting to be replayed")]
-    Replaying,
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("redis error: {0}")]
-    Redis(String),
-    #[error("bad redis configuration: {0}")]
-    Config(String),
 }
 
 /// A standalone connection or a cluster connection; both multiplexed and cheap to clone.
