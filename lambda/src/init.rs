@@ -250,8 +250,8 @@ impl LogSettings {
 
 /// Logs to stderr (stdout carries the EMF documents), as [`LogSettings`] from the environment
 /// say. Each line logged during an invocation carries its request id: the runtime's
-/// `Lambda runtime invoke` span (`requestId`), as `span.requestId` in JSON, as the span's prefix
-/// in text.
+/// `Lambda runtime invoke` span (`requestId`), the first of the line's `spans` in JSON (so also
+/// on a line logged inside a store call's span), the span prefix in text.
 pub fn init_logs() {
     let settings = LogSettings::from_env(|name| std::env::var(name).ok());
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
@@ -263,8 +263,8 @@ pub fn init_logs() {
     let _ = if settings.json {
         logs.json()
             .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init()
     } else {
         logs.with_target(false).try_init()

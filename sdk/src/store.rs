@@ -369,12 +369,13 @@ impl GoalStore {
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         // `store.<op>` as the exported span's name; the tracing name is one static "store".
-        // Nothing here is evaluated unless a layer records the span.
+        // Nothing here is evaluated unless a layer records the span. No user id in it: a span
+        // leaves the process (an OTLP collector, a tracing vendor), and a person's id is
+        // personal data; the log lines below carry it, for the operations guide's queries.
         let span = tracing::info_span!(
             "store",
             otel.name = format!("store.{op}"),
             op,
-            user_id,
             error_type = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );

@@ -458,7 +458,14 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
         .iter()
         .find(|line| line["error_type"] == "not_found")
         .ok_or_else(|| anyhow::anyhow!("no log line of the miss in:\n{stderr}"))?;
-    assert_eq!(failed["span"]["requestId"], "request-3", "{failed}");
+    assert_eq!(failed["spans"][0]["requestId"], "request-3", "{failed}");
+    // Every line logged during an invocation carries its request id.
+    for line in lines.iter().filter(|line| line["spans"].is_array()) {
+        assert!(
+            line["spans"][0]["requestId"].is_string(),
+            "a line without the request id: {line}"
+        );
+    }
     assert_eq!(failed["op"], "get_goal", "{failed}");
 
     let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
