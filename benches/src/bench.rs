@@ -621,12 +621,22 @@ mod tests {
             .filter_map(|p| p["activities"].as_u64())
             .collect();
         assert_eq!(sizes, [10, 200]);
-        // Past the first touch, neither call grows with the history (#16).
+        // Past the first touch, neither call grows with the history (#16): read units within
+        // 2× (the target), a handful of requests at either size. (Not equal counts: on
+        // a busy machine the batch loader may carry a goal and its state in two BatchGetItems.)
         for call in ["progress_miss", "log_activity", "log_cached"] {
-            assert_eq!(
-                history[0][call]["requests"], history[1][call]["requests"],
+            let units = |point: &serde_json::Value| point[call]["read_units"].as_f64();
+            let (small, large) = (units(&history[0]), units(&history[1]));
+            assert!(
+                large.zip(small).is_some_and(|(l, s)| l <= 2.0 * s),
                 "{call}: {history:?}"
             );
+            for point in history {
+                assert!(
+                    point[call]["requests"].as_u64().is_some_and(|n| n <= 5),
+                    "{call}: {point}"
+                );
+            }
         }
         assert!(
             history[1]["first_touch"]["read_units"].as_f64()
