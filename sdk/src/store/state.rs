@@ -6,16 +6,23 @@
 //! neither `GOAL#…` nor `ACTIVITY#…` there, so they never see it), `EntityType =
 //! GoalProgressState`, a `version` that every write raises by one (writes are conditioned on
 //! the version read), and `state`, a MessagePack [`Tally`]: the [`ProgressState`] of every
-//! activity it holds, and the sort keys of the newest of them.
+//! activity it holds, the sort keys of the newest of them, and when it last caught up.
 //!
 //! Other writers: the existing handlers (and goalstore versions before this one) log activities
-//! without touching the state. Every read of the state therefore *catches up*: it queries the
-//! goal's activities logged from [`CATCH_UP_MARGIN`] before the newest one it holds, and adds
-//! those it does not hold. The sort keys it holds within that margin tell which ones those are,
-//! so nothing is counted twice; an activity that lands in the table more than the margin after
-//! its own `logged_at` (clock skew, a handler stalled between its clock read and its write) is
-//! missed. A goal with no state item (written before this change) is one whose state holds
-//! nothing: its first catch-up reads all of its activities, and the state is written once.
+//! without touching the state. Every read of the state item therefore *catches up*: it queries
+//! the goal's activities logged from [`CATCH_UP_MARGIN`] before the time the last catch-up asked
+//! the table, and adds those it does not hold. The sort keys it holds from there on tell which
+//! ones those are, so nothing is counted twice; an activity that lands in the table more than
+//! the margin after its own `logged_at` (clock skew, a handler stalled between its clock read and
+//! its write) is missed. A goal with no state item (written before this change) is one whose
+//! state holds nothing: its first catch-up reads all of its activities, and the state is written
+//! once (or ahead of time: [`GoalStore::backfill_progress_state`]); a goal goalstore creates gets
+//! an empty state with it.
+//!
+//! The cache: the progress cache entry carries the state it was computed from ([`Snapshot`]),
+//! and a log may start from it without catching up ([`GoalStore::state_for_write`]): the version
+//! condition refuses a stale one, and since such a log leaves `caught_up` where it was, the next
+//! catch-up still reads what the existing handlers logged meanwhile.
 //!
 //! Expiry: activities carry a 365-day TTL. The state counts every activity it ever held, so
 //! progress does not drop when DynamoDB deletes an old activity (docs/compatibility.md §10).

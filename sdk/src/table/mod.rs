@@ -252,20 +252,19 @@ impl UsageCounters {
     }
 
     pub(crate) fn consumed(&self, operation: Operation, read_units: f64, write_units: f64) {
-        self.read_milli_units
-            .fetch_add(to_milli(read_units), Ordering::Relaxed);
-        self.write_milli_units
-            .fetch_add(to_milli(write_units), Ordering::Relaxed);
         // Capacity is fractional (0.5 units per eventually consistent read): counted in
         // thousandths, so the counters stay integers and rate() reads them as it should.
+        let (read, write) = (to_milli(read_units), to_milli(write_units));
+        self.read_milli_units.fetch_add(read, Ordering::Relaxed);
+        self.write_milli_units.fetch_add(write, Ordering::Relaxed);
         let op = operation.as_str();
-        if read_units > 0.0 {
+        if read > 0 {
             metrics::counter!(crate::metrics::DYNAMODB_READ_CAPACITY, "operation" => op)
-                .increment(to_milli(read_units));
+                .increment(read);
         }
-        if write_units > 0.0 {
+        if write > 0 {
             metrics::counter!(crate::metrics::DYNAMODB_WRITE_CAPACITY, "operation" => op)
-                .increment(to_milli(write_units));
+                .increment(write);
         }
     }
 
