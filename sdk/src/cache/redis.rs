@@ -126,6 +126,8 @@ pub struct RedisTier {
     prefix: String,
     subscription: Option<String>,
     subscribed: AtomicBool,
+    /// The (first) server's host and port, for the spans (`server.address`, `server.port`).
+    server: (String, u16),
 }
 
 impl std::fmt::Debug for RedisTier {
@@ -200,7 +202,18 @@ impl RedisTier {
         subscription: Option<String>,
     ) -> Self {
         let cluster = matches!(clients, Clients::Cluster(_));
+        let server = config
+            .urls
+            .first()
+            .and_then(|url| redis::IntoConnectionInfo::into_connection_info(url.as_str()).ok())
+            .and_then(|info| match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+                _ => None,
+            })
+            .unwrap_or_default();
         Self {
+            server,
             breaker: CircuitBreaker::new(config.breaker_failures, config.breaker_cooldown),
             config: RedisConfig { cluster, ..config },
             clients,
@@ -289,12 +302,15 @@ impl RedisTier {
             return Err(RedisFailure::Open);
         };
         // Nothing here is evaluated unless a layer records the span.
+        // Attributes by the OpenTelemetry semantic conventions for a Redis call.
         let span = tracing::info_span!(
             "redis",
             otel.name = format!("redis.{name}"),
             otel.kind = "client",
-            db.system = "redis",
-            db.operation = name,
+            db.system.name = "redis",
+            db.operation.name = name,
+            server.address = %self.server.0,
+            server.port = self.server.1,
             otel.status_code = tracing::field::Empty,
         );
         // One deadline for connecting and answering (#15 finding 8: a connect outside it queued

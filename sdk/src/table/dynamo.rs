@@ -225,6 +225,10 @@ fn key_attributes(key: &ItemKey) -> HashMap<String, AttributeValue> {
 
 #[async_trait]
 impl Table for DynamoTable {
+    fn name(&self) -> Option<&str> {
+        Some(&self.table_name)
+    }
+
     async fn get_item(&self, key: &ItemKey) -> Result<Option<Item>, TableError> {
         self.usage.request(Operation::GetItem);
         let output = self

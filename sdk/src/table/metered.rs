@@ -15,23 +15,29 @@ use tracing::Instrument;
 #[derive(Debug)]
 pub struct MeteredTable {
     inner: Arc<dyn Table>,
+    /// The DynamoDB table's name, for the spans (`aws.dynamodb.table_names`); empty for a table
+    /// that has none (the embedded one).
+    name: Arc<str>,
 }
 
 impl MeteredTable {
     /// Meters `inner`.
     pub fn new(inner: Arc<dyn Table>) -> Self {
-        Self { inner }
+        let name = inner.name().unwrap_or_default().into();
+        Self { inner, name }
     }
 }
 
-/// The span of one request, `dynamodb.<Operation>`; free unless a layer records it.
+/// The span of one request, `dynamodb.<Operation>`, with the OpenTelemetry semantic
+/// conventions' attributes of a DynamoDB call; free unless a layer records it.
 macro_rules! request_span {
-    ($operation:literal) => {
+    ($self:ident, $operation:literal) => {
         tracing::info_span!(
             concat!("dynamodb.", $operation),
             otel.kind = "client",
-            db.system = "dynamodb",
-            db.operation = $operation,
+            db.system.name = "aws.dynamodb",
+            db.operation.name = $operation,
+            aws.dynamodb.table_names = &*$self.name,
             outcome = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         )
@@ -59,14 +65,14 @@ fn record<T>(operation: Operation, result: &Result<T, TableError>, span: &tracin
 #[async_trait]
 impl Table for MeteredTable {
     async fn get_item(&self, key: &ItemKey) -> Result<Option<Item>, TableError> {
-        let span = request_span!("GetItem");
+        let span = request_span!(self, "GetItem");
         let result = self.inner.get_item(key).instrument(span.clone()).await;
         record(Operation::GetItem, &result, &span);
         result
     }
 
     async fn batch_get_items(&self, keys: &[ItemKey]) -> Result<BatchGetOutput, TableError> {
-        let span = request_span!("BatchGetItem");
+        let span = request_span!(self, "BatchGetItem");
         let result = self
             .inner
             .batch_get_items(keys)
@@ -77,7 +83,7 @@ impl Table for MeteredTable {
     }
 
     async fn put_item(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        let span = request_span!("PutItem");
+        let span = request_span!(self, "PutItem");
         let result = self
             .inner
             .put_item(item, condition)
@@ -88,7 +94,7 @@ impl Table for MeteredTable {
     }
 
     async fn update_item(&self, update: Update) -> Result<(), TableError> {
-        let span = request_span!("UpdateItem");
+        let span = request_span!(self, "UpdateItem");
         let result = self
             .inner
             .update_item(update)
@@ -99,7 +105,7 @@ impl Table for MeteredTable {
     }
 
     async fn transact_write(&self, writes: Vec<Write>) -> Result<(), TableError> {
-        let span = request_span!("TransactWriteItems");
+        let span = request_span!(self, "TransactWriteItems");
         let result = self
             .inner
             .transact_write(writes)
@@ -110,7 +116,7 @@ impl Table for MeteredTable {
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage, TableError> {
-        let span = request_span!("Query");
+        let span = request_span!(self, "Query");
         let result = self.inner.query(query).instrument(span.clone()).await;
         record(Operation::Query, &result, &span);
         result

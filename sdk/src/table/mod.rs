@@ -139,6 +139,11 @@ pub struct BatchGetOutput {
 /// The goals table.
 #[async_trait]
 pub trait Table: Send + Sync + std::fmt::Debug + 'static {
+    /// The DynamoDB table's name, when there is one (for traces).
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
     /// GetItem.
     async fn get_item(&self, key: &ItemKey) -> Result<Option<Item>, TableError>;
 

@@ -267,6 +267,39 @@ async fn rpc_store_dynamodb_and_redis_spans_reach_an_otlp_collector() -> anyhow:
         write.parent_span_id, store.span_id,
         "the request is in the store call"
     );
+    // The semantic conventions' attributes of a DynamoDB call and of a Redis call.
+    let operation = write.name.trim_start_matches("dynamodb.");
+    for (key, value) in [
+        ("db.system.name", "aws.dynamodb"),
+        ("db.operation.name", operation),
+        ("aws.dynamodb.table_names", t.table_name.as_str()),
+    ] {
+        assert_eq!(
+            text_attribute(&write.attributes, key).as_deref(),
+            Some(value),
+            "{key} of {}: {:?}",
+            write.name,
+            write.attributes
+        );
+    }
+    let redis_get = find(received, "redis.GET").expect("seen");
+    for (key, value) in [
+        ("db.system.name", "redis"),
+        ("db.operation.name", "GET"),
+        ("server.address", "127.0.0.1"),
+    ] {
+        assert_eq!(
+            text_attribute(&redis_get.attributes, key).as_deref(),
+            Some(value),
+            "{key}: {:?}",
+            redis_get.attributes
+        );
+    }
+    assert!(
+        redis_get.attributes.iter().any(|a| a.key == "server.port"),
+        "{:?}",
+        redis_get.attributes
+    );
     let get = find(received, "store.get_goal").expect("seen");
     assert_eq!(
         get.parent_span_id,
