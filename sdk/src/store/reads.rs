@@ -279,16 +279,7 @@ impl GoalStore {
                     async move {
                         let (goal, state) = store.progress_state(&owner, &goal).await?;
                         let progress = state.tally.state.progress(&goal, store.now());
-                        // Stored back before the fill, so the cached state names the version
-                        // stored and a log can start from it.
-                        let cached = match store.write_back(&owner, &goal, &state).await {
-                            Ok(true) => Some(state.cached_as_written()),
-                            Ok(false) => state.cached_as_read(),
-                            Err(error) => {
-                                tracing::warn!(%error, goal_id = goal.goal_id, "could not store a caught-up progress state");
-                                None
-                            }
-                        };
+                        let cached = store.store_for_cache(&owner, &goal, &state).await;
                         Ok(codec::encode_progress(&OwnedProgress {
                             user_id: owner.as_str().to_owned(),
                             progress,

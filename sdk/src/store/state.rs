@@ -422,9 +422,28 @@ impl GoalStore {
         let (user, goal) = (user.clone(), goal.clone());
         tokio::spawn(async move {
             if let Err(error) = store.write_back(&user, &goal, &state).await {
-                tracing::warn!(%error, goal_id = goal.goal_id, "could not store a caught-up progress state");
+                not_stored(&error, &goal);
             }
         });
+    }
+
+    /// Writes back a state a progress fill read (before the fill, so the cached state names the
+    /// version stored and a log can start from it), and returns what the progress cache keeps
+    /// of it: nothing when the write failed or the state changed and lost the race.
+    pub(crate) async fn store_for_cache(
+        &self,
+        user: &UserId,
+        goal: &Goal,
+        state: &GoalState,
+    ) -> Option<Bytes> {
+        match self.write_back(user, goal, state).await {
+            Ok(true) => Some(state.cached_as_written()),
+            Ok(false) => state.cached_as_read(),
+            Err(error) => {
+                not_stored(&error, goal);
+                None
+            }
+        }
     }
 
     /// Writes back a state that a read caught up (see [`GoalStore::store_caught_up`]), and
@@ -453,6 +472,11 @@ impl GoalStore {
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// A caught-up state that could not be written back: the next read catches up again.
+fn not_stored(error: &Error, goal: &Goal) {
+    tracing::warn!(%error, goal_id = goal.goal_id, "could not store a caught-up progress state");
 }
 
 #[cfg(test)]
