@@ -239,7 +239,7 @@ pub fn lru(events: &[Event], capacity: u64, measure_from: usize) -> Outcome {
 mod tests {
     use super::*;
     use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use std::collections::HashMap;
 
     const LONG: Duration = Duration::from_secs(3600);
@@ -279,11 +279,11 @@ mod tests {
         let mut random = StdRng::seed_from_u64(7);
         for _ in 0..100 {
             let events: Vec<Event> = (0..40)
-                .map(|_| match random.gen_range(0..12) {
+                .map(|_| match random.random_range(0..12) {
                     0 => Event::Invalidate {
-                        key: random.gen_range(0..8),
+                        key: random.random_range(0..8),
                     },
-                    _ => access(random.gen_range(0..8)),
+                    _ => access(random.random_range(0..8)),
                 })
                 .collect();
             for capacity in 0..6 {
@@ -419,12 +419,12 @@ mod tests {
     fn matches_the_brute_force_optimum_on_random_unit_traces() {
         let mut random = StdRng::seed_from_u64(42);
         for round in 0..300 {
-            let length = random.gen_range(1..13);
-            let keys = random.gen_range(1..6);
+            let length = random.random_range(1..13);
+            let keys = random.random_range(1..6);
             let events: Vec<Event> = (0..length)
                 .map(|_| {
-                    let key = random.gen_range(0..keys);
-                    match random.gen_range(0..10) {
+                    let key = random.random_range(0..keys);
+                    match random.random_range(0..10) {
                         0 => Event::Invalidate { key },
                         1 => Event::Put {
                             key,

@@ -12,7 +12,7 @@
 
 use goalstore::{GoalPattern, Period, Target, Timestamp};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
@@ -362,8 +362,8 @@ impl Zipf {
     }
 
     /// One rank.
-    pub fn sample(&self, random: &mut impl Rng) -> u32 {
-        let u: f64 = random.gen();
+    pub fn sample(&self, random: &mut impl RngExt) -> u32 {
+        let u: f64 = random.random();
         let rank = self.cdf.partition_point(|c| *c < u);
         rank.min(self.cdf.len() - 1) as u32
     }
@@ -423,11 +423,11 @@ enum State {
 }
 
 fn pattern_of(random: &mut StdRng) -> GoalPattern {
-    GoalPattern::ALL[random.gen_range(0..GoalPattern::ALL.len())]
+    GoalPattern::ALL[random.random_range(0..GoalPattern::ALL.len())]
 }
 
 fn pick<T: Copy>(items: &[T], random: &mut StdRng) -> Option<T> {
-    (!items.is_empty()).then(|| items[random.gen_range(0..items.len())])
+    (!items.is_empty()).then(|| items[random.random_range(0..items.len())])
 }
 
 /// Generates the population and the trace.
@@ -438,20 +438,20 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
     let mut states = Vec::new();
     let mean = config.goals_per_user.max(1);
     for user in 0..config.users {
-        let count = random.gen_range(1..=2 * mean - 1);
+        let count = random.random_range(1..=2 * mean - 1);
         for _ in 0..count {
             let index = goals.len() as u32;
             let pattern = pattern_of(&mut random);
-            let created_seconds_ago = random.gen_range(3_600..30 * 86_400);
+            let created_seconds_ago = random.random_range(3_600..30 * 86_400);
             let mut activities: Vec<SeedActivity> = (0..config.seed_activities)
                 .map(|_| SeedActivity {
-                    seconds_ago: random.gen_range(60..created_seconds_ago),
-                    value: f64::from(random.gen_range(1..=60)),
+                    seconds_ago: random.random_range(60..created_seconds_ago),
+                    value: f64::from(random.random_range(1..=60)),
                 })
                 .collect();
             activities.sort_by_key(|a| std::cmp::Reverse(a.seconds_ago));
             activities.dedup_by_key(|a| a.seconds_ago);
-            let paused = random.gen_bool(0.1);
+            let paused = random.random_bool(0.1);
             goals.push(GoalSpec {
                 index,
                 user,
@@ -482,10 +482,10 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
         };
         let open = with(&[State::Active, State::Paused]);
         let active = with(&[State::Active]);
-        let kind = if random.gen_bool(config.external_rate.clamp(0.0, 1.0)) {
+        let kind = if random.random_bool(config.external_rate.clamp(0.0, 1.0)) {
             OpKind::External
         } else {
-            let mut draw = random.gen_range(0.0..total_weight);
+            let mut draw = random.random_range(0.0..total_weight);
             let mut chosen = OpKind::ListActive;
             for (kind, weight) in &config.mix.weights {
                 if draw < *weight {
@@ -502,11 +502,11 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
             OpKind::GetGoal => any.map(|goal| Op::GetGoal { user, goal }),
             OpKind::BatchGet => {
                 let most = (config.batch_max as usize).clamp(2, mine.len().max(2));
-                let size = random.gen_range(2..=most).min(mine.len());
+                let size = random.random_range(2..=most).min(mine.len());
                 let mut chosen: Vec<u32> = mine.clone();
                 // A partial Fisher-Yates shuffle: the first `size` are a uniform sample.
                 for i in 0..size {
-                    let j = random.gen_range(i..chosen.len());
+                    let j = random.random_range(i..chosen.len());
                     chosen.swap(i, j);
                 }
                 chosen.truncate(size);
@@ -517,7 +517,7 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
             }
             OpKind::GetProgress => any.map(|goal| Op::GetProgress { user, goal }),
             OpKind::LogActivity => pick(&active, &mut random).map(|goal| {
-                let drawn = f64::from(random.gen_range(1..=60));
+                let drawn = f64::from(random.random_range(1..=60));
                 // A streak counts days: each of its activities is worth exactly 1.
                 let value = if goals[goal as usize].pattern == GoalPattern::Streak {
                     1.0
@@ -546,7 +546,7 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
             }
             OpKind::Update => pick(&open, &mut random).map(|goal| {
                 let state = &mut states[goal as usize];
-                let change = if random.gen_bool(0.2) {
+                let change = if random.random_bool(0.2) {
                     if *state == State::Active {
                         *state = State::Paused;
                         UpdateChange::Pause
@@ -569,7 +569,7 @@ pub fn generate(config: &WorkloadConfig) -> Trace {
             }),
             OpKind::Archive => None,
             OpKind::External => pick(&open, &mut random).map(|goal| {
-                let change = if random.gen_bool(0.5) {
+                let change = if random.random_bool(0.5) {
                     versions[goal as usize] += 1;
                     ExternalChange::Title(format!(
                         "{} ext{}",

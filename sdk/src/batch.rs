@@ -16,7 +16,7 @@
 
 use crate::keys::ItemKey;
 use crate::table::{item_key, Item, Table, TableError, MAX_BATCH_GET_KEYS};
-use rand::Rng;
+use rand::RngExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,12 +78,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff before retry number `retry` (1 for the first retry): uniform in
     /// `[0, min(max_delay, base_delay * 2^(retry-1))]`.
-    pub fn backoff(&self, retry: u32, random: &mut impl Rng) -> Duration {
+    pub fn backoff(&self, retry: u32, random: &mut impl RngExt) -> Duration {
         let ceiling = self
             .base_delay
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
             .min(self.max_delay);
-        ceiling.mul_f64(random.gen::<f64>())
+        ceiling.mul_f64(random.random::<f64>())
     }
 }
 
@@ -332,7 +332,7 @@ impl Request {
                 }
                 return;
             }
-            let delay = policy.backoff(attempt, &mut rand::thread_rng());
+            let delay = policy.backoff(attempt, &mut rand::rng());
             tokio::time::sleep(delay).await;
         }
     }
@@ -488,7 +488,7 @@ mod tests {
     #[test]
     fn backoff_is_capped_and_jittered() {
         let policy = RetryPolicy::default();
-        let mut random = rand::thread_rng();
+        let mut random = rand::rng();
         for retry in 1..30 {
             let delay = policy.backoff(retry, &mut random);
             assert!(delay <= policy.max_delay);

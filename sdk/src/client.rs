@@ -19,7 +19,7 @@ use crate::wire;
 use async_trait::async_trait;
 use goalstore_proto::v1 as pb;
 use goalstore_proto::v1::goal_store_client::GoalStoreClient;
-use rand::Rng;
+use rand::RngExt;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -170,7 +170,7 @@ impl Client {
                 .base_delay
                 .saturating_mul(1 << (attempt - 1).min(16))
                 .min(self.config.max_delay);
-            let delay = ceiling.mul_f64(rand::thread_rng().gen::<f64>());
+            let delay = ceiling.mul_f64(rand::rng().random::<f64>());
             if Instant::now() + delay >= deadline {
                 return Err(error_of(&status));
             }

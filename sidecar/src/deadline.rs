@@ -3,7 +3,8 @@
 //! DEADLINE_EXCEEDED.
 //!
 //! Why not tonic's own `Server::builder().timeout(..)`: it answers an expired call with
-//! CANCELLED "Timeout expired", which tells a client nothing about whether to retry with a longer
+//! CANCELLED "Timeout expired" (still in tonic 0.14: `Status::from_error` maps `TimeoutExpired` to
+//! CANCELLED), which tells a client nothing about whether to retry with a longer
 //! deadline. tonic still applies a caller's `grpc-timeout` around this layer; this layer's timer
 //! is set first with the same duration, and tonic polls the call before its own timer, so this
 //! layer's answer is the one that goes out.
@@ -15,7 +16,7 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tonic::body::BoxBody;
+use tonic::body::Body;
 use tonic::Status;
 
 /// Applies [`Deadline`] to every call.
@@ -45,10 +46,10 @@ pub struct Deadline<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for Deadline<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<BoxBody>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
 {
-    type Response = http::Response<BoxBody>;
+    type Response = http::Response<Body>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -134,7 +135,7 @@ mod tests {
         use tower::{Layer, Service, ServiceExt};
         let slow = tower::service_fn(|_: http::Request<()>| async {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::empty_body()))
+            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
         });
         let mut service = DeadlineLayer {
             request_timeout: Duration::from_secs(30),

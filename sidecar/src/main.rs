@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = metrics_server.await;
     if let Some(provider) = spans {
         // Exports what is still queued. Off the runtime's workers: shutdown blocks until the
-        // batch task, which runs on them, has answered.
+        // batch thread has exported, and the exporter's HTTP/2 connection runs on those workers.
         let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         if let Ok(Err(error)) = flushed {
             tracing::warn!(%error, "could not flush the last spans");
@@ -78,13 +78,15 @@ async fn main() -> anyhow::Result<()> {
 
 /// Structured logs: JSON for log queries (`op`, `user_id`, `error_type`, `duration`), or text for
 /// a person at a terminal. With GOALSTORE_OTLP_ENDPOINT, goalstore's spans (per RPC, store call,
-/// DynamoDB request, Redis call) are also exported over OTLP/gRPC by a batch processor on the
-/// runtime; the returned provider flushes them at exit.
+/// DynamoDB request, Redis call) are also exported over OTLP/gRPC by a batch processor (its own
+/// thread); the returned provider flushes them at exit.
 ///
 /// Logs never include those spans (their lines stay as they were), so without an exporter no layer
 /// wants them and each costs one cached callsite check. The export follows its own filter, not
 /// RUST_LOG: goalstore's spans and the events inside them, at info and above.
-fn init_logs(config: &Config) -> anyhow::Result<Option<opentelemetry_sdk::trace::TracerProvider>> {
+fn init_logs(
+    config: &Config,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
@@ -121,13 +123,11 @@ fn init_logs(config: &Config) -> anyhow::Result<Option<opentelemetry_sdk::trace:
                 .with_endpoint(endpoint)
                 .build()
                 .with_context(|| format!("GOALSTORE_OTLP_ENDPOINT={endpoint}"))?;
-            let resource =
-                opentelemetry_sdk::Resource::new_with_defaults([opentelemetry::KeyValue::new(
-                    "service.name",
-                    config.otlp_service_name.clone(),
-                )]);
-            let provider = opentelemetry_sdk::trace::TracerProvider::builder()
-                .with_batch_exporter(exporter, opentelemetry_sdk::runtime::Tokio)
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(config.otlp_service_name.clone())
+                .build();
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
                 .with_resource(resource)
                 .build();
             let spans = tracing_opentelemetry::layer()

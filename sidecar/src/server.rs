@@ -166,7 +166,7 @@ pub async fn run(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let (mut health, health_service) = tonic_health::server::health_reporter();
+    let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
@@ -275,7 +275,7 @@ where
 }
 
 /// Reports SERVING once the table has answered.
-async fn report_when_reachable(store: GoalStore, mut health: tonic_health::server::HealthReporter) {
+async fn report_when_reachable(store: GoalStore, health: tonic_health::server::HealthReporter) {
     loop {
         match store.check_table().await {
             Ok(()) => {

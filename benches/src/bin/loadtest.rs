@@ -381,8 +381,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let echo_listener = bind_loopback()?;
     addresses.push(echo_listener.local_addr()?);
-    let incoming = tonic::transport::server::TcpIncoming::from_listener(echo_listener, true, None)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(echo_listener).with_nodelay(Some(true));
     let echo = Echo {
         response: Arc::new(response.clone()),
     };

@@ -13,7 +13,7 @@
 
 use super::keys::CacheKey;
 use bytes::Bytes;
-use rand::Rng;
+use rand::RngExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,7 +221,7 @@ impl LocalTier {
         if self.jitter == 0.0 {
             return ttl;
         }
-        let cut: f64 = rand::thread_rng().gen_range(0.0..=self.jitter);
+        let cut: f64 = rand::rng().random_range(0.0..=self.jitter);
         ttl.mul_f64(1.0 - cut)
     }
 }

@@ -16,7 +16,7 @@ use crate::keys::ItemKey;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -151,7 +151,7 @@ impl MemoryTable {
                 self.options.throttle_probability > 0.0
                     && faults
                         .random
-                        .gen_bool(self.options.throttle_probability.min(1.0))
+                        .random_bool(self.options.throttle_probability.min(1.0))
             }
         };
         if throttled {
@@ -216,7 +216,7 @@ impl Table for MemoryTable {
                 if self.options.unprocessed_probability > 0.0
                     && faults
                         .random
-                        .gen_bool(self.options.unprocessed_probability.min(1.0))
+                        .random_bool(self.options.unprocessed_probability.min(1.0))
                 {
                     output.unprocessed.push(key.clone());
                     continue;

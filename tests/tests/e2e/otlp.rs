@@ -72,8 +72,8 @@ impl Collector {
     async fn start() -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let (sender, spans) = mpsc::unbounded_channel();
         let service = TraceServiceServer::new(TraceSink { spans: sender });
         let server = tokio::spawn(async move {
