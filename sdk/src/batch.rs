@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::Instrument;
 
 /// How the loader batches and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,11 +117,15 @@ struct Counters {
 
 type Reply = oneshot::Sender<Result<Option<Item>, TableError>>;
 
+/// A queued read: its key, where its answer goes, and the span of the caller waiting for it (the
+/// request that serves it links to that span; see [`request_span`]).
+type Waiter = (ItemKey, Reply, tracing::Span);
+
 /// Reads items through batched BatchGetItem requests. Cheap to clone; the draining task ends
 /// when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct BatchLoader {
-    queue: mpsc::UnboundedSender<Vec<(ItemKey, Reply)>>,
+    queue: mpsc::UnboundedSender<Vec<Waiter>>,
     counters: Arc<Counters>,
 }
 
@@ -146,18 +151,19 @@ impl BatchLoader {
     /// The item at `key`, or `None` when there is none.
     pub async fn load(&self, key: ItemKey) -> Result<Option<Item>, TableError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(vec![(key, reply)])?;
+        self.enqueue(vec![(key, reply, tracing::Span::current())])?;
         answer.await.unwrap_or_else(|_| Err(loader_gone()))
     }
 
     /// The items at `keys`, in the same order. All keys are queued at once, so they form as few
     /// requests as possible.
     pub async fn load_many(&self, keys: Vec<ItemKey>) -> Vec<Result<Option<Item>, TableError>> {
+        let caller = tracing::Span::current();
         let (waiters, answers): (Vec<_>, Vec<_>) = keys
             .into_iter()
             .map(|key| {
                 let (reply, answer) = oneshot::channel();
-                ((key, reply), answer)
+                ((key, reply, caller.clone()), answer)
             })
             .unzip();
         if let Err(error) = self.enqueue(waiters) {
@@ -184,12 +190,42 @@ impl BatchLoader {
         }
     }
 
-    fn enqueue(&self, waiters: Vec<(ItemKey, Reply)>) -> Result<(), TableError> {
+    fn enqueue(&self, waiters: Vec<Waiter>) -> Result<(), TableError> {
         if waiters.is_empty() {
             return Ok(());
         }
         self.queue.send(waiters).map_err(|_| loader_gone())
     }
+}
+
+/// The span of one shared request (its DynamoDB attempts are its children): it links to the
+/// span of every caller it serves, since it serves many callers and belongs to none of them.
+/// When it serves one caller only, it is also that caller's child, so a lone read's trace is
+/// whole. Free when nothing records spans.
+fn request_span(keys: usize, mut callers: Vec<tracing::Span>) -> tracing::Span {
+    callers.retain(|caller| caller.id().is_some());
+    callers.sort_unstable_by_key(|caller| caller.id().map(|id| id.into_u64()));
+    callers.dedup_by_key(|caller| caller.id());
+    let span = match callers.as_slice() {
+        [only] => tracing::info_span!(
+            parent: only,
+            "batch_get",
+            otel.name = "batch_loader.BatchGetItem",
+            keys,
+            callers = 1
+        ),
+        _ => tracing::info_span!(
+            parent: None,
+            "batch_get",
+            otel.name = "batch_loader.BatchGetItem",
+            keys,
+            callers = callers.len()
+        ),
+    };
+    for caller in &callers {
+        span.follows_from(caller);
+    }
+    span
 }
 
 fn loader_gone() -> TableError {
@@ -206,17 +242,17 @@ struct Drainer {
 }
 
 impl Drainer {
-    async fn run(self, mut queue: mpsc::UnboundedReceiver<Vec<(ItemKey, Reply)>>) {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Vec<Waiter>>) {
         while let Some(first) = queue.recv().await {
-            let mut pending: HashMap<ItemKey, Vec<Reply>> = HashMap::new();
+            let mut pending: HashMap<ItemKey, Vec<(Reply, tracing::Span)>> = HashMap::new();
             let mut order: Vec<ItemKey> = Vec::new();
-            let mut add = |waiters: Vec<(ItemKey, Reply)>| {
-                for (key, reply) in waiters {
+            let mut add = |waiters: Vec<Waiter>| {
+                for (key, reply, caller) in waiters {
                     let replies = pending.entry(key.clone()).or_default();
                     if replies.is_empty() {
                         order.push(key);
                     }
-                    replies.push(reply);
+                    replies.push((reply, caller));
                 }
             };
             add(first);
@@ -232,20 +268,31 @@ impl Drainer {
                 let Ok(permit) = self.requests_in_flight.clone().acquire_owned().await else {
                     return;
                 };
+                let mut callers = Vec::new();
                 let waiters: HashMap<ItemKey, Vec<Reply>> = chunk
                     .iter()
                     .filter_map(|key| pending.remove_entry(key))
+                    .map(|(key, waiting)| {
+                        let (replies, spans): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+                        callers.extend(spans);
+                        (key, replies)
+                    })
                     .collect();
+                // Made now, while the callers' spans are held: a closed span's id can be reused.
+                let span = request_span(waiters.len(), callers);
                 let request = Request {
                     table: self.table.clone(),
                     budget: self.budget.clone(),
                     config: self.config.clone(),
                     counters: self.counters.clone(),
                 };
-                tokio::spawn(async move {
-                    request.fetch(waiters).await;
-                    drop(permit);
-                });
+                tokio::spawn(
+                    async move {
+                        request.fetch(waiters).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::store::{
     ActivityFilter, GoalBatch, GoalFilter, GoalUpdate, LoggedActivity, NewActivity, NewGoal, Page,
     PageRequest,
 };
+use crate::trace_context::{self, Side};
 use crate::wire;
 use async_trait::async_trait;
 use goalstore_proto::v1 as pb;
@@ -25,6 +26,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+use tracing::Instrument;
+
+/// The gRPC service the client calls, as its spans name it.
+const SERVICE: &str = goalstore_proto::v1::goal_store_server::SERVICE_NAME;
 
 /// How a [`Client`] reaches the sidecar.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,8 +148,19 @@ impl Client {
         request
     }
 
-    /// Runs `call`, retrying UNAVAILABLE when `retryable`, within the deadline.
-    async fn call<T, M, F, Fut>(&self, retryable: bool, message: M, call: F) -> Result<T>
+    /// Runs `call` (the RPC `method`), retrying UNAVAILABLE when `retryable`, within the deadline.
+    ///
+    /// Each attempt is a client span (`goalstore.v1.GoalStore/<method>`, with the semantic
+    /// conventions' RPC attributes and its `rpc.grpc.status_code`) whose W3C trace context goes
+    /// out in the request's headers, so the sidecar's span of the call is its child. Free when
+    /// nothing records spans.
+    async fn call<T, M, F, Fut>(
+        &self,
+        method: &'static str,
+        retryable: bool,
+        message: M,
+        call: F,
+    ) -> Result<T>
     where
         M: Clone,
         F: Fn(GoalStoreClient<Channel>, Request<M>) -> Fut,
@@ -154,11 +170,18 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let status =
-                match call(self.grpc.clone(), self.request(message.clone(), deadline)).await {
-                    Ok(response) => return Ok(response.into_inner()),
-                    Err(status) => status,
-                };
+            let span = trace_context::rpc_span(Side::Client, SERVICE, method);
+            let mut request = self.request(message.clone(), deadline);
+            trace_context::inject(&span, request.metadata_mut().as_mut());
+            let answer = call(self.grpc.clone(), request)
+                .instrument(span.clone())
+                .await;
+            let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
+            trace_context::record_code(&span, Side::Client, code);
+            let status = match answer {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => status,
+            };
             let again = retryable
                 && status.code() == Code::Unavailable
                 && attempt < self.config.max_attempts.max(1);
@@ -201,7 +224,7 @@ impl Client {
 
     /// Admin: the sidecar's cache and table statistics.
     pub async fn stats(&self) -> Result<pb::StatsResponse> {
-        self.call(true, pb::StatsRequest {}, |mut c, r| async move {
+        self.call("Stats", true, pb::StatsRequest {}, |mut c, r| async move {
             c.stats(r).await
         })
         .await
@@ -213,7 +236,7 @@ impl Client {
             user_id: user_id.into(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move {
+            .call("InvalidateUser", true, message, |mut c, r| async move {
                 c.invalidate_user(r).await
             })
             .await?;
@@ -243,7 +266,9 @@ impl GoalService for Client {
             goal_id: goal_id.into(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move { c.get_goal(r).await })
+            .call("GetGoal", true, message, |mut c, r| async move {
+                c.get_goal(r).await
+            })
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -254,7 +279,7 @@ impl GoalService for Client {
             goal_ids: goal_ids.to_vec(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move {
+            .call("BatchGetGoals", true, message, |mut c, r| async move {
                 c.batch_get_goals(r).await
             })
             .await?;
@@ -273,7 +298,7 @@ impl GoalService for Client {
             user_id: user_id.into(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move {
+            .call("ListActiveGoals", true, message, |mut c, r| async move {
                 c.list_active_goals(r).await
             })
             .await?;
@@ -297,11 +322,9 @@ impl GoalService for Client {
             page_token: page.page_token.clone().unwrap_or_default(),
         };
         let response = self
-            .call(
-                true,
-                message,
-                |mut c, r| async move { c.list_goals(r).await },
-            )
+            .call("ListGoals", true, message, |mut c, r| async move {
+                c.list_goals(r).await
+            })
             .await?;
         Ok(Page {
             items: response
@@ -317,7 +340,7 @@ impl GoalService for Client {
         let retryable = new.goal_id.is_some();
         let message = wire::create_request_of(user_id, &new);
         let response = self
-            .call(retryable, message, |mut c, r| async move {
+            .call("CreateGoal", retryable, message, |mut c, r| async move {
                 c.create_goal(r).await
             })
             .await?;
@@ -327,11 +350,9 @@ impl GoalService for Client {
     async fn update_goal(&self, user_id: &str, goal_id: &str, update: GoalUpdate) -> Result<Goal> {
         let message = wire::update_request_of(user_id, goal_id, &update);
         let response = self
-            .call(
-                false,
-                message,
-                |mut c, r| async move { c.update_goal(r).await },
-            )
+            .call("UpdateGoal", false, message, |mut c, r| async move {
+                c.update_goal(r).await
+            })
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -343,11 +364,9 @@ impl GoalService for Client {
         };
         // Archiving is idempotent by nature: archiving twice changes nothing.
         let response = self
-            .call(
-                true,
-                message,
-                |mut c, r| async move { c.archive_goal(r).await },
-            )
+            .call("ArchiveGoal", true, message, |mut c, r| async move {
+                c.archive_goal(r).await
+            })
             .await?;
         wire::goal_of(&required(response.goal, "a goal")?)
     }
@@ -361,7 +380,7 @@ impl GoalService for Client {
         let retryable = new.activity_id.is_some();
         let message = wire::log_request_of(user_id, goal_id, &new);
         let response = self
-            .call(retryable, message, |mut c, r| async move {
+            .call("LogActivity", retryable, message, |mut c, r| async move {
                 c.log_activity(r).await
             })
             .await?;
@@ -395,7 +414,7 @@ impl GoalService for Client {
             page_token: page.page_token.clone().unwrap_or_default(),
         };
         let response = self
-            .call(true, message, |mut c, r| async move {
+            .call("ListActivities", true, message, |mut c, r| async move {
                 c.list_activities(r).await
             })
             .await?;
@@ -415,11 +434,9 @@ impl GoalService for Client {
             goal_id: goal_id.into(),
         };
         let response = self
-            .call(
-                true,
-                message,
-                |mut c, r| async move { c.get_progress(r).await },
-            )
+            .call("GetProgress", true, message, |mut c, r| async move {
+                c.get_progress(r).await
+            })
             .await?;
         wire::progress_of(&required(response.progress, "progress")?)
     }
@@ -430,7 +447,7 @@ impl GoalService for Client {
         };
         // Invalidations are idempotent: applying an event twice drops the same keys twice.
         let response = self
-            .call(true, message, |mut c, r| async move {
+            .call("PublishEvents", true, message, |mut c, r| async move {
                 c.publish_events(r).await
             })
             .await?;

@@ -5,8 +5,9 @@
 //! `store` → `cache` → `batch` → `table`.
 //! See ARCHITECTURE.md for the map and the invariants.
 //!
-//! Cargo features: `grpc` (default) adds [`Client`], the sidecar's gRPC client, and [`wire`], the
-//! conversions between the API's types and the protocol's; without it the crate is the
+//! Cargo features: `grpc` (default) adds [`Client`], the sidecar's gRPC client, [`wire`], the
+//! conversions between the API's types and the protocol's, and [`trace_context`], the W3C trace
+//! context the two ends pass; without it the crate is the
 //! in-process store alone, with no tonic or protobuf in the build.
 
 pub mod batch;
@@ -25,6 +26,8 @@ pub mod progress;
 pub mod service;
 pub mod store;
 pub mod table;
+#[cfg(feature = "grpc")]
+pub mod trace_context;
 pub mod validate;
 #[cfg(feature = "grpc")]
 pub mod wire;

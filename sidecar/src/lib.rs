@@ -8,6 +8,7 @@
 pub use goalstore_config as config;
 pub mod deadline;
 pub mod metrics_endpoint;
+pub mod rpc_span;
 pub mod server;
 pub mod service;
 

@@ -198,6 +198,8 @@ pub async fn run(
         // entry) is noticed and its connection's calls cancelled within interval + timeout.
         .http2_keepalive_interval(Some(goalstore::client::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(goalstore::client::KEEPALIVE_TIMEOUT))
+        // Outermost, so a call the deadline or the token check answers still has its span.
+        .layer(crate::rpc_span::RpcSpanLayer)
         .layer(crate::deadline::DeadlineLayer {
             request_timeout: options.request_timeout,
         })

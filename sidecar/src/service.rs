@@ -51,20 +51,10 @@ fn fail(error: goalstore::Error) -> Status {
     status_of(&error)
 }
 
-// Each call is a span named after its RPC (OpenTelemetry's `package.Service/Method`), the parent
-// of the store's `store.<op>` span; free unless a layer records it (an OTLP exporter).
+// Each call's span (named after its RPC, the parent of the store's `store.<op>` span) is made
+// around the service, by `rpc_span`.
 #[tonic::async_trait]
 impl GoalStoreRpc for GoalStoreService {
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/GetGoal",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "GetGoal"
-        )
-    )]
     async fn get_goal(
         &self,
         request: Request<pb::GetGoalRequest>,
@@ -81,16 +71,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/BatchGetGoals",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "BatchGetGoals"
-        )
-    )]
     async fn batch_get_goals(
         &self,
         request: Request<pb::BatchGetGoalsRequest>,
@@ -118,16 +98,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/ListActiveGoals",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "ListActiveGoals"
-        )
-    )]
     async fn list_active_goals(
         &self,
         request: Request<pb::ListActiveGoalsRequest>,
@@ -144,16 +114,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/ListGoals",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "ListGoals"
-        )
-    )]
     async fn list_goals(
         &self,
         request: Request<pb::ListGoalsRequest>,
@@ -176,16 +136,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/CreateGoal",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "CreateGoal"
-        )
-    )]
     async fn create_goal(
         &self,
         request: Request<pb::CreateGoalRequest>,
@@ -203,16 +153,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/UpdateGoal",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "UpdateGoal"
-        )
-    )]
     async fn update_goal(
         &self,
         request: Request<pb::UpdateGoalRequest>,
@@ -230,16 +170,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/ArchiveGoal",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "ArchiveGoal"
-        )
-    )]
     async fn archive_goal(
         &self,
         request: Request<pb::ArchiveGoalRequest>,
@@ -256,16 +186,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/LogActivity",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "LogActivity"
-        )
-    )]
     async fn log_activity(
         &self,
         request: Request<pb::LogActivityRequest>,
@@ -284,16 +204,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/ListActivities",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "ListActivities"
-        )
-    )]
     async fn list_activities(
         &self,
         request: Request<pb::ListActivitiesRequest>,
@@ -319,16 +229,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/GetProgress",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "GetProgress"
-        )
-    )]
     async fn get_progress(
         &self,
         request: Request<pb::GetProgressRequest>,
@@ -345,16 +245,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/PublishEvents",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "PublishEvents"
-        )
-    )]
     async fn publish_events(
         &self,
         request: Request<pb::PublishEventsRequest>,
@@ -373,16 +263,6 @@ impl GoalStoreRpc for GoalStoreService {
         }))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/Stats",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "Stats"
-        )
-    )]
     async fn stats(
         &self,
         _request: Request<pb::StatsRequest>,
@@ -395,16 +275,6 @@ impl GoalStoreRpc for GoalStoreService {
         )))
     }
 
-    #[tracing::instrument(
-        name = "goalstore.v1.GoalStore/InvalidateUser",
-        skip_all,
-        fields(
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "goalstore.v1.GoalStore",
-            rpc.method = "InvalidateUser"
-        )
-    )]
     async fn invalidate_user(
         &self,
         request: Request<pb::InvalidateUserRequest>,

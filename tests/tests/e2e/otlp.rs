@@ -2,6 +2,8 @@
 //! store call, per DynamoDB request and per Redis call over OTLP/gRPC, to a collector this test
 //! runs on loopback; spans still queued at SIGTERM are flushed before the process exits. Without
 //! the setting (every other sidecar test) nothing is exported and the sidecar serves as before.
+//! A caller tracing with OpenTelemetry (this test, through the SDK's `Client`) sends its trace
+//! context, and the sidecar's spans join the caller's trace.
 
 use goalstore_proto::v1 as pb;
 use goalstore_tests::ops::send_signal;
@@ -338,5 +340,235 @@ async fn spans_still_queued_are_exported_before_the_sidecar_exits() -> anyhow::R
     collector
         .until(Duration::from_secs(5), has_both_calls)
         .await?;
+    Ok(())
+}
+
+/// The caller's spans: an exporter that hands every finished span to a channel.
+#[derive(Debug)]
+struct ChannelExporter(std::sync::mpsc::Sender<opentelemetry_sdk::trace::SpanData>);
+
+impl opentelemetry_sdk::trace::SpanExporter for ChannelExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        for span in batch {
+            let _ = self.0.send(span);
+        }
+        Ok(())
+    }
+}
+
+fn int_attribute(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+        .and_then(|value| match value {
+            any_value::Value::IntValue(number) => Some(*number),
+            _ => None,
+        })
+}
+
+#[tokio::test]
+async fn one_trace_runs_from_the_caller_through_the_sidecar_to_dynamodb() -> anyhow::Result<()> {
+    use goalstore::GoalService;
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let t = DynamoStore::start().await?;
+    let mut collector = Collector::start().await?;
+    // No cache: the read goes to the table, through the batch loader.
+    let sidecar = traced_sidecar(&t, &collector, "100", &[("GOALSTORE_CACHE", "none")]).await?;
+
+    // The caller: an application tracing with tracing-opentelemetry (this test's thread only).
+    let (sent, caller_spans) = std::sync::mpsc::channel();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(ChannelExporter(sent))
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("goals-app")));
+    let _traced = tracing::subscriber::set_default(subscriber);
+    let client = goalstore::Client::new(goalstore::ClientConfig {
+        endpoint: sidecar.endpoint(),
+        ..goalstore::ClientConfig::default()
+    })?;
+    let new_goal = goalstore::NewGoal::new(
+        "Read 10 books",
+        goalstore::GoalPattern::Milestone,
+        goalstore::Target {
+            metric: "count".into(),
+            value: Some(10.0),
+            target_date: goalstore::Timestamp::parse(goalstore_tests::goals::FAR_AHEAD),
+            ..goalstore::Target::default()
+        },
+    );
+    let created = client
+        .create_goal("u-traced", new_goal)
+        .instrument(tracing::info_span!("handler.create"))
+        .await?;
+    client
+        .get_goal("u-traced", &created.goal_id)
+        .instrument(tracing::info_span!("handler.get"))
+        .await?;
+    let refused = client
+        .get_goal("u-traced", "")
+        .instrument(tracing::info_span!("handler.refused"))
+        .await;
+    assert!(refused.is_err(), "an empty goal id is refused");
+    drop(_traced);
+    let caller: Vec<_> = caller_spans.try_iter().collect();
+    let client_span = |handler: &str| {
+        let parent = caller
+            .iter()
+            .find(|span| span.name == handler)
+            .unwrap_or_else(|| panic!("no {handler} span"));
+        caller
+            .iter()
+            .find(|span| {
+                span.parent_span_id == parent.span_context.span_id()
+                    && span.span_kind == opentelemetry::trace::SpanKind::Client
+            })
+            .unwrap_or_else(|| panic!("no client span under {handler}"))
+            .clone()
+    };
+    let (create, get, refused) = (
+        client_span("handler.create"),
+        client_span("handler.get"),
+        client_span("handler.refused"),
+    );
+    assert_eq!(create.name, CREATE_RPC);
+    let id = |span: &opentelemetry_sdk::trace::SpanData| {
+        (
+            span.span_context.trace_id().to_bytes().to_vec(),
+            span.span_context.span_id().to_bytes().to_vec(),
+        )
+    };
+
+    let received = collector
+        .until(Duration::from_secs(20), |received| {
+            [CREATE_RPC, GET_RPC, "store.create_goal", "store.get_goal"]
+                .iter()
+                .all(|name| find(received, name).is_some())
+                && received.iter().filter(|r| r.span.name == GET_RPC).count() == 2
+                && find(received, "batch_loader.BatchGetItem").is_some()
+                && find(received, "dynamodb.BatchGetItem").is_some()
+        })
+        .await?;
+    // client span → sidecar RPC span → store span → DynamoDB span, one trace.
+    let (trace, client_id) = id(&create);
+    let rpc = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.name == CREATE_RPC)
+        .expect("seen");
+    assert_eq!(
+        rpc.trace_id, trace,
+        "the sidecar continues the caller's trace"
+    );
+    assert_eq!(
+        rpc.parent_span_id, client_id,
+        "the RPC span is the client span's child"
+    );
+    let store = find(received, "store.create_goal").expect("seen");
+    assert_eq!(store.parent_span_id, rpc.span_id);
+    let write = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.name.starts_with("dynamodb.") && span.parent_span_id == store.span_id)
+        .unwrap_or_else(|| {
+            panic!(
+                "no DynamoDB request in the store call: {:?}",
+                names(received)
+            )
+        });
+    assert_eq!(write.trace_id, trace);
+    // The RPC attributes and codes, on both ends.
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "goalstore.v1.GoalStore"),
+        ("rpc.method", "CreateGoal"),
+    ] {
+        assert_eq!(
+            text_attribute(&rpc.attributes, key).as_deref(),
+            Some(value),
+            "{key}"
+        );
+        assert!(
+            create
+                .attributes
+                .iter()
+                .any(|a| a.key.as_str() == key && a.value.as_str() == value),
+            "{key} of the client span: {:?}",
+            create.attributes
+        );
+    }
+    assert_eq!(
+        int_attribute(&rpc.attributes, "rpc.grpc.status_code"),
+        Some(0)
+    );
+    let code_of = |span: &opentelemetry_sdk::trace::SpanData| {
+        span.attributes
+            .iter()
+            .find(|a| a.key.as_str() == "rpc.grpc.status_code")
+            .map(|a| a.value.clone())
+    };
+    assert_eq!(code_of(&create), Some(opentelemetry::Value::I64(0)));
+    assert_eq!(
+        code_of(&refused),
+        Some(opentelemetry::Value::I64(
+            tonic::Code::InvalidArgument as i64
+        ))
+    );
+    let (refused_trace, refused_id) = id(&refused);
+    let refused_rpc = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.trace_id == refused_trace && span.name == GET_RPC)
+        .expect("the refused call's RPC span");
+    assert_eq!(refused_rpc.parent_span_id, refused_id);
+    assert_eq!(
+        int_attribute(&refused_rpc.attributes, "rpc.grpc.status_code"),
+        Some(tonic::Code::InvalidArgument as i64)
+    );
+
+    // The read: the batch loader's shared request links to the store call it serves (and, as
+    // it serves that one only, is its child); the DynamoDB request is inside the shared one.
+    let (get_trace, get_id) = id(&get);
+    let get_rpc = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.trace_id == get_trace && span.name == GET_RPC)
+        .expect("the read's RPC span");
+    assert_eq!(get_rpc.parent_span_id, get_id);
+    let get_store = received
+        .iter()
+        .map(|r| &r.span)
+        .find(|span| span.name == "store.get_goal" && span.parent_span_id == get_rpc.span_id)
+        .expect("the read's store span");
+    let shared = find(received, "batch_loader.BatchGetItem").expect("seen");
+    assert!(
+        shared
+            .links
+            .iter()
+            .any(|link| link.trace_id == get_trace && link.span_id == get_store.span_id),
+        "the shared request links to the store call: {:?}",
+        shared.links
+    );
+    assert_eq!(shared.parent_span_id, get_store.span_id);
+    let batch_get = find(received, "dynamodb.BatchGetItem").expect("seen");
+    assert_eq!(batch_get.parent_span_id, shared.span_id);
+    assert_eq!(batch_get.trace_id, get_trace);
+    // Still no person's id anywhere.
+    for span in received.iter().map(|r| &r.span) {
+        assert!(
+            span.attributes
+                .iter()
+                .all(|a| text_attribute(&span.attributes, &a.key).as_deref() != Some("u-traced")),
+            "{} carries the user id",
+            span.name
+        );
+    }
     Ok(())
 }

@@ -16,22 +16,9 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-/// The RPCs of `goalstore.v1.GoalStore`, as the contract lists them.
-pub(crate) const RPCS: [&str; 13] = [
-    "GetGoal",
-    "BatchGetGoals",
-    "ListActiveGoals",
-    "ListGoals",
-    "CreateGoal",
-    "UpdateGoal",
-    "ArchiveGoal",
-    "LogActivity",
-    "ListActivities",
-    "GetProgress",
-    "PublishEvents",
-    "Stats",
-    "InvalidateUser",
-];
+/// The RPCs of `goalstore.v1.GoalStore` (the sidecar's list, which its unit test checks
+/// against the contract's descriptor).
+pub(crate) const RPCS: [&str; 13] = goalstore_sidecar::rpc_span::METHODS;
 
 /// `GOALSTORE_TABLE` and `GOALSTORE_DYNAMODB_ENDPOINT` for the store's table, reached through
 /// `endpoint`.
