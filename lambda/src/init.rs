@@ -8,6 +8,7 @@
 //! the cache's background task subscribes to invalidations soon after, off the start-up path.
 
 use crate::emf::{EmfConfig, EmfError, EmfRecorder, ENVIRONMENT_DIMENSION, FUNCTION_DIMENSION};
+use crate::xray::{Traces, XrayError};
 use clap::Parser;
 use goalstore::table::{DynamoTable, MemoryTable, Table};
 use goalstore::GoalStore;
@@ -38,12 +39,33 @@ pub struct LambdaSettings {
         default_value = "goalstore-lambda"
     )]
     pub function_name: String,
+
+    /// Export spans to the X-Ray daemon, each invocation's continuing the trace Lambda started
+    /// for it (with the function's active tracing on); see [`crate::xray`].
+    #[arg(long, env = "GOALSTORE_XRAY", action = clap::ArgAction::Set, default_value_t = false)]
+    pub xray: bool,
+
+    /// Where the X-Ray daemon listens (`ip:port`); Lambda sets it. Read only with
+    /// GOALSTORE_XRAY.
+    #[arg(
+        long,
+        env = "AWS_XRAY_DAEMON_ADDRESS",
+        default_value = "127.0.0.1:2000"
+    )]
+    pub xray_daemon_address: String,
 }
 
 impl LambdaSettings {
     /// The settings from the environment alone.
     pub fn from_env() -> Result<Self, InitError> {
         Ok(Self::try_parse_from([PROGRAM])?)
+    }
+
+    /// The span export these settings ask for: `None` unless GOALSTORE_XRAY is on.
+    pub fn traces(&self) -> Result<Option<Traces>, XrayError> {
+        self.xray
+            .then(|| Traces::new(&self.xray_daemon_address, &self.function_name))
+            .transpose()
     }
 
     /// The EMF configuration these settings describe.
@@ -67,6 +89,8 @@ pub enum InitError {
     RecorderInstalled,
     #[error("store: {0}")]
     Store(#[from] goalstore::Error),
+    #[error("traces: {0}")]
+    Xray(#[from] XrayError),
 }
 
 /// Builds a [`Lambda`].
@@ -76,6 +100,7 @@ pub struct Builder {
     settings: LambdaSettings,
     sdk_config: Option<aws_config::SdkConfig>,
     recorder: Option<EmfRecorder>,
+    traces: Option<Traces>,
 }
 
 impl Builder {
@@ -83,13 +108,18 @@ impl Builder {
     /// `GOALSTORE_TABLE`, the table is the existing functions' `TABLE_NAME`, else
     /// `MAIN_TABLE_NAME` (else the embedded table, the sidecar's default).
     pub fn from_env() -> Result<Self, InitError> {
+        Self::from_env_with(LambdaSettings::from_env()?)
+    }
+
+    /// [`from_env`](Self::from_env), with the Lambda settings already parsed.
+    pub fn from_env_with(settings: LambdaSettings) -> Result<Self, InitError> {
         let var = |name: &str| std::env::var(name).ok();
         let args = table_args(
             var("GOALSTORE_TABLE"),
             var("TABLE_NAME"),
             var("MAIN_TABLE_NAME"),
         );
-        Ok(Self::new(Config::load(args)?, LambdaSettings::from_env()?))
+        Ok(Self::new(Config::load(args)?, settings))
     }
 
     /// From settings already parsed.
@@ -99,7 +129,14 @@ impl Builder {
             settings,
             sdk_config: None,
             recorder: None,
+            traces: None,
         }
+    }
+
+    /// Export the invocations' spans through `traces` (whose layer the caller installed).
+    pub fn with_traces(mut self, traces: Option<Traces>) -> Self {
+        self.traces = traces;
+        self
     }
 
     /// The AWS configuration of the DynamoDB client, instead of the standard chain.
@@ -156,6 +193,7 @@ impl Builder {
         Ok(Lambda {
             store,
             emf,
+            traces: self.traces,
             init: started.elapsed(),
         })
     }
@@ -195,6 +233,8 @@ pub fn install_recorder(settings: &LambdaSettings) -> Result<EmfRecorder, InitEr
 pub struct Lambda {
     pub store: GoalStore,
     pub emf: EmfRecorder,
+    /// The span export, when GOALSTORE_XRAY asks for it.
+    pub traces: Option<Traces>,
     /// How long [`Builder::build`] took.
     pub init: Duration,
 }
@@ -203,6 +243,25 @@ impl Lambda {
     /// Runs one invocation, then writes its metrics to stdout.
     pub async fn invoke<T>(&self, invocation: impl Future<Output = T>) -> T {
         let result = invocation.await;
+        self.emf.flush_stdout();
+        result
+    }
+
+    /// [`invoke`](Self::invoke) within the invocation's span (with traces on): `request_id`'s,
+    /// continuing the trace its X-Ray header `trace_header` names. Its spans have been sent when
+    /// this returns.
+    pub async fn invoke_traced<T>(
+        &self,
+        request_id: &str,
+        trace_header: Option<&str>,
+        invocation: impl Future<Output = T>,
+    ) -> T {
+        let span = match &self.traces {
+            Some(traces) => traces.invocation_span(request_id, trace_header),
+            None => tracing::Span::none(),
+        };
+        // The span ends (and is sent) when the instrumented call is dropped, before the metrics.
+        let result = tracing::Instrument::instrument(invocation, span).await;
         self.emf.flush_stdout();
         result
     }
@@ -252,29 +311,48 @@ impl LogSettings {
 /// say. Each line logged during an invocation carries its request id: the runtime's
 /// `Lambda runtime invoke` span (`requestId`), the first of the line's `spans` in JSON (so also
 /// on a line logged inside a store call's span), the span prefix in text.
-pub fn init_logs() {
+///
+/// With `traces`, goalstore's spans are also recorded for export, whatever the log level.
+pub fn init_logs(traces: Option<&Traces>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, Registry};
     let settings = LogSettings::from_env(|name| std::env::var(name).ok());
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .without_time();
-    let _ = if settings.json {
+    let logs = if settings.json {
         logs.json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .try_init()
+            .boxed()
     } else {
-        logs.with_target(false).try_init()
+        logs.with_target(false).boxed()
     };
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
+        vec![logs.with_filter(filter).boxed()];
+    if let Some(traces) = traces {
+        layers.push(traces.layer().boxed());
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// What a binary does before serving: logs, then the [`Lambda`] from the environment.
 pub async fn start() -> Result<Lambda, InitError> {
-    init_logs();
-    let lambda = Builder::from_env()?.build().await?;
+    // Logs first, so that a bad setting is reported as a log line too.
+    let settings = LambdaSettings::from_env();
+    let traces = match &settings {
+        Ok(settings) => settings.traces(),
+        Err(_) => Ok(None),
+    };
+    init_logs(traces.as_ref().ok().and_then(Option::as_ref));
+    let lambda = Builder::from_env_with(settings?)?
+        .with_traces(traces?)
+        .build()
+        .await?;
     tracing::info!(init_ms = lambda.init.as_secs_f64() * 1000.0, "store ready");
     Ok(lambda)
 }
@@ -291,8 +369,16 @@ macro_rules! lambda_main {
             let lambda = &lambda;
             ::lambda_runtime::run(::lambda_runtime::service_fn(
                 move |event: ::lambda_runtime::LambdaEvent<_>| async move {
+                    let request_id = event.context.request_id.clone();
+                    let trace = event.context.xray_trace_id.clone();
                     Ok::<_, ::std::convert::Infallible>(
-                        lambda.invoke($handler(&lambda.store, event)).await,
+                        lambda
+                            .invoke_traced(
+                                &request_id,
+                                trace.as_deref(),
+                                $handler(&lambda.store, event),
+                            )
+                            .await,
                     )
                 },
             ))
@@ -315,8 +401,16 @@ macro_rules! http_main {
             let lambda = &lambda;
             $crate::http::lambda_http::run($crate::http::lambda_http::service_fn(
                 move |request: $crate::http::Request| async move {
+                    let request_id = $crate::http::request_id(&request);
+                    let trace = $crate::http::trace_header(&request);
                     Ok::<_, ::std::convert::Infallible>(
-                        lambda.invoke($handler(&lambda.store, request)).await,
+                        lambda
+                            .invoke_traced(
+                                &request_id,
+                                trace.as_deref(),
+                                $handler(&lambda.store, request),
+                            )
+                            .await,
                     )
                 },
             ))
@@ -374,6 +468,8 @@ mod tests {
             emf_namespace: crate::emf::DEFAULT_NAMESPACE.into(),
             environment: "test".into(),
             function_name: "init-test".into(),
+            xray: false,
+            xray_daemon_address: "127.0.0.1:2000".into(),
         }
     }
 

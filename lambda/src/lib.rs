@@ -17,5 +17,6 @@ pub mod emf;
 pub mod http;
 pub mod init;
 pub mod stream;
+pub mod xray;
 
 pub use init::{Builder, InitError, Lambda, LambdaSettings};

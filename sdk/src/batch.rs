@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// How the loader batches and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,28 +201,27 @@ impl BatchLoader {
 
 /// The span of one shared request (its DynamoDB attempts are its children): it links to the
 /// span of every caller it serves, since it serves many callers and belongs to none of them.
-/// When it serves one caller only, it is also that caller's child, so a lone read's trace is
-/// whole. Free when nothing records spans.
+/// When it serves one caller only, it is also that caller's child in the exported trace, so a
+/// lone read's trace is whole. Free when nothing records spans.
+///
+/// Never the caller's child in `tracing`'s own tree: there a parent stays open until its children
+/// close, and this request may outlive the call it answered (retries for other keys), which would
+/// hold the caller's span open past its end, and on Lambda past the invocation.
 fn request_span(keys: usize, mut callers: Vec<tracing::Span>) -> tracing::Span {
     callers.retain(|caller| caller.id().is_some());
     callers.sort_unstable_by_key(|caller| caller.id().map(|id| id.into_u64()));
     callers.dedup_by_key(|caller| caller.id());
-    let span = match callers.as_slice() {
-        [only] => tracing::info_span!(
-            parent: only,
-            "batch_get",
-            otel.name = "batch_loader.BatchGetItem",
-            keys,
-            callers = 1
-        ),
-        _ => tracing::info_span!(
-            parent: None,
-            "batch_get",
-            otel.name = "batch_loader.BatchGetItem",
-            keys,
-            callers = callers.len()
-        ),
-    };
+    let span = tracing::info_span!(
+        parent: None,
+        "batch_get",
+        otel.name = "batch_loader.BatchGetItem",
+        keys,
+        callers = callers.len()
+    );
+    if let [only] = callers.as_slice() {
+        // Fails only when no OpenTelemetry layer records the span: nothing to join then.
+        let _ = span.set_parent(only.context());
+    }
     for caller in &callers {
         span.follows_from(caller);
     }
@@ -286,13 +286,14 @@ impl Drainer {
                     config: self.config.clone(),
                     counters: self.counters.clone(),
                 };
-                tokio::spawn(
-                    async move {
-                        request.fetch(waiters).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+                tokio::spawn(async move {
+                    // The last answers go out after the span has ended, so a caller's span
+                    // never ends before the request it waited for (on Lambda, the invocation's
+                    // spans have all been sent when it answers).
+                    let answers = request.fetch(waiters).instrument(span).await;
+                    deliver(answers);
+                    drop(permit);
+                });
             }
         }
     }
@@ -306,10 +307,12 @@ struct Request {
 }
 
 impl Request {
-    /// Fetches the waiters' keys, retrying what comes back unprocessed or throttled.
-    async fn fetch(self, mut waiters: HashMap<ItemKey, Vec<Reply>>) {
+    /// Fetches the waiters' keys, retrying what comes back unprocessed or throttled. Answers
+    /// known before a retry go out at once; the last ones are returned, for the caller to send.
+    async fn fetch(self, mut waiters: HashMap<ItemKey, Vec<Reply>>) -> Answers {
         let policy = &self.config.retry;
         let mut attempt = 0u32;
+        let mut answers = Answers::new();
         loop {
             attempt += 1;
             let keys: Vec<ItemKey> = waiters.keys().cloned().collect();
@@ -323,7 +326,7 @@ impl Request {
                     self.refund();
                     for item in output.items {
                         if let Some(replies) = item_key(&item).and_then(|k| waiters.remove(&k)) {
-                            answer(replies, Ok(Some(item)));
+                            answers.push((replies, Ok(Some(item))));
                         }
                     }
                     // What is neither returned nor unprocessed does not exist.
@@ -333,11 +336,11 @@ impl Request {
                         .filter_map(|key| waiters.remove_entry(&key))
                         .collect();
                     for (_, replies) in waiters.drain() {
-                        answer(replies, Ok(None));
+                        answers.push((replies, Ok(None)));
                     }
                     waiters = unprocessed;
                     if waiters.is_empty() {
-                        return;
+                        return answers;
                     }
                     self.counters
                         .retries_unprocessed
@@ -367,18 +370,20 @@ impl Request {
                 }
                 Err(error) => {
                     for (_, replies) in waiters.drain() {
-                        answer(replies, Err(error.clone()));
+                        answers.push((replies, Err(error.clone())));
                     }
-                    return;
+                    return answers;
                 }
             };
             if attempt >= policy.max_attempts || !self.spend() {
                 self.counters.exhausted.fetch_add(1, Ordering::Relaxed);
                 for (_, replies) in waiters.drain() {
-                    answer(replies, Err(failure.clone()));
+                    answers.push((replies, Err(failure.clone())));
                 }
-                return;
+                return answers;
             }
+            // Those answered so far need not wait for the retry.
+            deliver(std::mem::take(&mut answers));
             let delay = policy.backoff(attempt, &mut rand::rng());
             tokio::time::sleep(delay).await;
         }
@@ -406,6 +411,15 @@ impl Request {
 /// Counts a retry by its reason. (A request that gives up afterwards still counted its reason.)
 fn retried(reason: &'static str) {
     metrics::counter!(crate::metrics::DYNAMODB_RETRIES, "reason" => reason).increment(1);
+}
+
+/// Answers to send: the waiters of a key, and what they get.
+type Answers = Vec<(Vec<Reply>, Result<Option<Item>, TableError>)>;
+
+fn deliver(answers: Answers) {
+    for (replies, result) in answers {
+        answer(replies, result);
+    }
 }
 
 fn answer(mut replies: Vec<Reply>, result: Result<Option<Item>, TableError>) {

@@ -33,9 +33,20 @@ pub enum Outcome {
     InitError { body: String },
 }
 
+/// A queued invocation: its request id, its event, its X-Ray trace header.
+#[derive(Debug)]
+struct Invocation {
+    request_id: String,
+    event: String,
+    trace: String,
+}
+
+/// The trace header of an invocation queued without one: a trace Lambda did not sample.
+pub const UNSAMPLED_TRACE: &str = "Root=1-67a1b2c3-0123456789abcdef01234567;Sampled=0";
+
 #[derive(Debug)]
 struct State {
-    events: Mutex<VecDeque<(String, String)>>,
+    events: Mutex<VecDeque<Invocation>>,
     queued: Notify,
     outcomes: mpsc::UnboundedSender<Outcome>,
 }
@@ -77,14 +88,49 @@ impl RuntimeApi {
         self.address.to_string()
     }
 
-    /// Queues an invocation: `event` (JSON) under `request_id`.
+    /// Queues an invocation: `event` (JSON) under `request_id`, in a trace Lambda did not sample.
     pub fn invoke(&self, request_id: &str, event: String) {
+        self.invoke_traced(request_id, event, UNSAMPLED_TRACE);
+    }
+
+    /// Queues an invocation in the X-Ray trace `trace` (`Root=…;Parent=…;Sampled=…`, as Lambda
+    /// sends it in `Lambda-Runtime-Trace-Id`).
+    pub fn invoke_traced(&self, request_id: &str, event: String, trace: &str) {
         self.state
             .events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push_back((request_id.to_owned(), event));
+            .push_back(Invocation {
+                request_id: request_id.to_owned(),
+                event,
+                trace: trace.to_owned(),
+            });
         self.state.queued.notify_waiters();
+    }
+
+    /// The environment Lambda gives the function `name`, polling this API; test credentials,
+    /// no instance metadata, JSON logs at info.
+    pub fn function_environment(&self, name: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.address()),
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2025/01/05/[$LATEST]0123456789abcdef".to_owned(),
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
     }
 }
 
@@ -162,7 +208,12 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
-        if let Some((request_id, body)) = event {
+        if let Some(Invocation {
+            request_id,
+            event: body,
+            trace,
+        }) = event
+        {
             let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
             let mut response = Response::new(Full::new(Bytes::from(body)));
             let headers = response.headers_mut();
@@ -173,10 +224,7 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
                     "lambda-runtime-invoked-function-arn",
                     "arn:aws:lambda:us-east-1:123456789012:function:goalstore-test".to_owned(),
                 ),
-                (
-                    "lambda-runtime-trace-id",
-                    "Root=1-67a1b2c3-0123456789abcdef01234567;Sampled=0".to_owned(),
-                ),
+                ("lambda-runtime-trace-id", trace),
                 ("content-type", "application/json".to_owned()),
             ];
             for (name, value) in pairs {

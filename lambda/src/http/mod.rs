@@ -100,6 +100,13 @@ pub fn request_id(request: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// The invocation's X-Ray trace header, as the Runtime API handed it over.
+pub fn trace_header(request: &Request) -> Option<String> {
+    request
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.clone())
+}
+
 /// Parses an API Gateway event (HTTP API 2.0 or REST API 1.0) as the runtime would, with
 /// `request_id` as its Lambda request id: for tests and tools that invoke handlers in process.
 pub fn request_from_event(event: &str, request_id: &str) -> Result<Request, serde_json::Error> {

@@ -19,6 +19,7 @@ use goalstore_lambda::http::{request_from_event, routes};
 use goalstore_lambda::{stream, Builder, Lambda, LambdaSettings};
 use goalstore_sidecar::config::Config;
 use goalstore_tests::dynamo;
+use goalstore_tests::runtime_api::{Outcome, RuntimeApi};
 use goalstore_tests::servers::{MotoServer, RedisServer};
 use goalstore_tests::stores::DynamoStore;
 use lambda_runtime::{Context, LambdaEvent};
@@ -33,6 +34,8 @@ fn settings() -> LambdaSettings {
         emf_namespace: emf::DEFAULT_NAMESPACE.into(),
         environment: "test".into(),
         function_name: "goalstore-e2e".into(),
+        xray: false,
+        xray_daemon_address: "127.0.0.1:2000".into(),
     }
 }
 
@@ -368,60 +371,44 @@ async fn emf_of_an_invocation_is_valid_and_carries_cache_and_latency_metrics() -
     Ok(())
 }
 
-/// The `get-goal` binary, run as Lambda runs `bootstrap`: configured by the environment alone,
-/// polling a stand-in Runtime API. It answers each queued invocation, and writes each one's
-/// metrics to stdout as EMF (its logs go to stderr).
-#[tokio::test]
-async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> anyhow::Result<()> {
-    use goalstore_tests::runtime_api::{Outcome, RuntimeApi};
-    use std::process::Stdio;
-    use tokio::io::AsyncReadExt as _;
-
+/// The `get-goal` binary, started as Lambda starts `bootstrap`: configured by the environment
+/// alone (`api`'s, the store's `table`, then `more`), polling the stand-in Runtime API `api`.
+fn start_get_goal(
+    api: &RuntimeApi,
+    table: &DynamoStore,
+    more: &[(&str, &str)],
+) -> anyhow::Result<tokio::process::Child> {
     let binary = goalstore_tests::sidecar::binary("get-goal").map_err(|error| {
         anyhow::anyhow!("{error} (the Lambda binaries: `cargo build -p goalstore-lambda --bins`)")
     })?;
-    let seed = DynamoStore::start().await?;
-    seed.seed(dynamo::origin_items()?).await?;
-    let (api, mut outcomes) = RuntimeApi::start().await?;
-    // HTTP API 2.0 (as deployed), then the same goal as a REST API 1.0 event, then a miss.
-    api.invoke("request-1", fixture_text("http-api-v2.json")?);
-    api.invoke("request-2", fixture_text("get-goal.json")?);
-    api.invoke("request-3", fixture_text("get-goal-missing.json")?);
-
-    let table = format!("dynamodb:{}", seed.table_name);
-    let mut child = tokio::process::Command::new(binary)
+    let table = format!("dynamodb:{}", table.table_name);
+    Ok(tokio::process::Command::new(binary)
         .env_clear()
+        .envs(api.function_environment("get-goal"))
         .envs([
-            ("AWS_LAMBDA_RUNTIME_API", api.address().as_str()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "get-goal"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/get-goal"),
-            (
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                "2025/01/05/[$LATEST]0123456789abcdef",
-            ),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
             ("GOALSTORE_TABLE", table.as_str()),
             (
                 "GOALSTORE_DYNAMODB_ENDPOINT",
                 MotoServer::shared().endpoint(),
             ),
-            ("GOALSTORE_ENVIRONMENT", "test"),
-            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
         ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .envs(more.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .spawn()?;
+        .spawn()?)
+}
 
+/// The next `count` answers `function` posts, as (request id, response); anything else, or
+/// nothing within 60 s, fails with the function's stderr.
+async fn answers_of(
+    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+    function: &mut tokio::process::Child,
+    count: usize,
+) -> anyhow::Result<Vec<(String, Value)>> {
     let mut answers = Vec::new();
-    while answers.len() < 3 {
+    while answers.len() < count {
         let outcome = tokio::time::timeout(Duration::from_secs(60), outcomes.recv()).await;
         match outcome {
             Ok(Some(Outcome::Response { request_id, body })) => {
@@ -429,24 +416,42 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
             }
             Ok(other) => anyhow::bail!("the function posted {other:?}"),
             Err(_) => {
-                let _ = child.start_kill();
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    pipe.read_to_string(&mut stderr).await?;
-                }
+                let _ = function.start_kill();
+                let stderr = read_all(function.stderr.take()).await?;
                 anyhow::bail!("no answer within 60 s; the function's stderr:\n{stderr}");
             }
         }
     }
+    Ok(answers)
+}
+
+/// What is left in a pipe of a function that has been killed.
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut text = String::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_string(&mut text).await?;
+    }
+    Ok(text)
+}
+
+/// The `get-goal` binary, run as Lambda runs `bootstrap`: configured by the environment alone,
+/// polling a stand-in Runtime API. It answers each queued invocation, and writes each one's
+/// metrics to stdout as EMF (its logs go to stderr).
+#[tokio::test]
+async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> anyhow::Result<()> {
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let (api, mut outcomes) = RuntimeApi::start().await?;
+    // HTTP API 2.0 (as deployed), then the same goal as a REST API 1.0 event, then a miss.
+    api.invoke("request-1", fixture_text("http-api-v2.json")?);
+    api.invoke("request-2", fixture_text("get-goal.json")?);
+    api.invoke("request-3", fixture_text("get-goal-missing.json")?);
+    let mut child = start_get_goal(&api, &seed, &[("GOALSTORE_ENVIRONMENT", "test")])?;
+    let answers = answers_of(&mut outcomes, &mut child, 3).await?;
     child.start_kill()?;
-    let mut stdout = String::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        pipe.read_to_string(&mut stdout).await?;
-    }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr).await?;
-    }
+    let stdout = read_all(child.stdout.take()).await?;
+    let stderr = read_all(child.stderr.take()).await?;
     let _ = child.wait().await;
 
     // Logs: JSON lines on stderr; the failed call's line carries its invocation's request id.
@@ -526,5 +531,95 @@ async fn the_get_goal_binary_serves_invocations_and_writes_emf_to_stdout() -> an
         &[("op", "get_goal"), ("outcome", "not_found")],
     );
     assert_eq!(not_found, [1.0]);
+    Ok(())
+}
+
+/// With GOALSTORE_XRAY on, the `get-goal` binary continues each sampled invocation's X-Ray trace
+/// (the Runtime API's trace header) and sends its spans to the X-Ray daemon, here a UDP socket on
+/// loopback: the invocation's segment hangs from Lambda's, and the store call and the DynamoDB
+/// read are in the same trace. An unsampled invocation sends nothing.
+#[tokio::test]
+async fn the_get_goal_binary_continues_the_invocations_xray_trace() -> anyhow::Result<()> {
+    // X-Ray takes trace ids of the last 30 days only: the id starts with its epoch second.
+    let root = format!(
+        "1-{:08x}-bd862e3fe1be46a994272793",
+        chrono::Utc::now().timestamp()
+    );
+    const LAMBDA_SEGMENT: &str = "53995c3f42cd8ad8";
+    let seed = DynamoStore::start().await?;
+    seed.seed(dynamo::origin_items()?).await?;
+    let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let daemon_address = daemon.local_addr()?.to_string();
+    let (api, mut outcomes) = RuntimeApi::start().await?;
+    api.invoke("unsampled", fixture_text("http-api-v2.json")?);
+    api.invoke_traced(
+        "sampled",
+        fixture_text("http-api-v2.json")?,
+        &format!("Root={root};Parent={LAMBDA_SEGMENT};Sampled=1"),
+    );
+    let mut child = start_get_goal(
+        &api,
+        &seed,
+        &[
+            // No cache: both invocations read the table.
+            ("GOALSTORE_CACHE", "none"),
+            ("GOALSTORE_XRAY", "true"),
+            ("AWS_XRAY_DAEMON_ADDRESS", daemon_address.as_str()),
+        ],
+    )?;
+    let answers = answers_of(&mut outcomes, &mut child, 2).await?;
+    child.start_kill()?;
+    let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["unsampled", "sampled"]);
+    for (_, answer) in &answers {
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+    }
+
+    // Each span was sent as it ended, before its invocation answered: every datagram is here.
+    let mut documents = Vec::new();
+    let mut buffer = vec![0u8; 65_536];
+    while let Ok(length) = daemon.try_recv(&mut buffer) {
+        let datagram = std::str::from_utf8(&buffer[..length])?;
+        let (header, document) = datagram
+            .split_once('\n')
+            .ok_or_else(|| anyhow::anyhow!("no daemon header in {datagram:?}"))?;
+        assert_eq!(header, r#"{"format": "json", "version": 1}"#);
+        documents.push(serde_json::from_str::<Value>(document)?);
+    }
+    let names: Vec<&str> = documents
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default())
+        .collect();
+    for document in &documents {
+        assert_eq!(
+            document["trace_id"],
+            root.as_str(),
+            "only the sampled trace: {document}"
+        );
+    }
+    let invocation = documents
+        .iter()
+        .find(|d| d["parent_id"] == LAMBDA_SEGMENT)
+        .ok_or_else(|| anyhow::anyhow!("no segment under Lambda's in {names:?}"))?;
+    assert_eq!(invocation["name"], "get-goal", "{invocation}");
+    let id_of = |d: &Value| d["id"].as_str().unwrap_or_default().to_owned();
+    let child_of = |parent: &Value, name: &str| {
+        documents
+            .iter()
+            .find(|d| d["parent_id"] == id_of(parent).as_str() && d["name"] == name)
+            .ok_or_else(|| anyhow::anyhow!("no {name} under {}: {documents:#?}", parent["name"]))
+    };
+    let store = child_of(invocation, "store.get_goal")?;
+    let shared = child_of(store, "batch_loader.BatchGetItem")?;
+    child_of(shared, "dynamodb.BatchGetItem")?;
+    // A person's id is in none of them.
+    for document in &documents {
+        assert!(
+            !document
+                .to_string()
+                .contains("3f1c2a9e-5b7d-4e21-9a0c-8d6e4b2f1a77"),
+            "the user id leaked into {document}"
+        );
+    }
     Ok(())
 }
