@@ -462,6 +462,92 @@ mod tests {
         Arc::new(table)
     }
 
+    /// The exported spans, into a channel.
+    #[derive(Debug)]
+    struct Spans(std::sync::mpsc::Sender<opentelemetry_sdk::trace::SpanData>);
+
+    impl opentelemetry_sdk::trace::SpanExporter for Spans {
+        async fn export(
+            &self,
+            batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            for span in batch {
+                let _ = self.0.send(span);
+            }
+            Ok(())
+        }
+    }
+
+    /// One request serves two callers: its span links to both and is the child of neither; with
+    /// one caller it is that caller's child. Each has ended (and been exported) by the time its
+    /// callers have their answers.
+    #[tokio::test]
+    async fn a_shared_request_links_to_every_caller_it_serves() {
+        use opentelemetry::trace::{SpanId, TracerProvider as _};
+        use tracing::Instrument as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let (sent, exported) = std::sync::mpsc::channel();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(Spans(sent))
+            .build();
+        let _traced = tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+        );
+        let table = table_with(3, MemoryTableOptions::default());
+        let loader = BatchLoader::spawn(table, BatchConfig::default());
+        let (a, b) = tokio::join!(
+            loader
+                .load(key(0))
+                .instrument(tracing::info_span!("caller.a")),
+            loader
+                .load(key(1))
+                .instrument(tracing::info_span!("caller.b")),
+        );
+        assert!(matches!((a, b), (Ok(Some(_)), Ok(Some(_)))));
+        loader
+            .load(key(2))
+            .instrument(tracing::info_span!("caller.c"))
+            .await
+            .expect("read");
+        let spans: Vec<_> = exported.try_iter().collect();
+        let named = |name: &str| {
+            spans
+                .iter()
+                .find(|span| span.name == name)
+                .unwrap_or_else(|| panic!("no {name} in {spans:?}"))
+        };
+        let id = |name: &str| named(name).span_context.span_id();
+        let shared: Vec<_> = spans
+            .iter()
+            .filter(|span| span.name == "batch_loader.BatchGetItem")
+            .collect();
+        assert_eq!(shared.len(), 2, "{spans:?}");
+        let linked = |span: &opentelemetry_sdk::trace::SpanData| {
+            let mut ids: Vec<SpanId> = span
+                .links
+                .iter()
+                .map(|link| link.span_context.span_id())
+                .collect();
+            ids.sort_unstable_by_key(|id| id.to_bytes());
+            ids
+        };
+        let mut both = vec![id("caller.a"), id("caller.b")];
+        both.sort_unstable_by_key(|id| id.to_bytes());
+        assert_eq!(linked(shared[0]), both);
+        assert_eq!(
+            shared[0].parent_span_id,
+            SpanId::INVALID,
+            "a child of neither"
+        );
+        assert_eq!(linked(shared[1]), [id("caller.c")]);
+        assert_eq!(
+            shared[1].parent_span_id,
+            id("caller.c"),
+            "a lone caller's child"
+        );
+    }
+
     #[tokio::test]
     async fn a_thousand_keys_make_ten_requests() {
         let table = table_with(1000, MemoryTableOptions::default());
