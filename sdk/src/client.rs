@@ -5,7 +5,8 @@
 //! UNAVAILABLE is retried with capped exponential backoff and full jitter while the deadline
 //! allows — reads always, writes only when they carry an idempotency key (a client-chosen goal or
 //! activity id), since only then is a retry safe. TCP (`http://host:port`) or a Unix socket
-//! (`unix:/path`).
+//! (`unix:/path`). Each attempt is a client span whose W3C trace context travels with the call
+//! (`trace_context`), so the sidecar's spans join the caller's trace.
 
 use crate::error::{Error, Result};
 use crate::events::Event;
