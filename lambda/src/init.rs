@@ -2,7 +2,7 @@
 //!
 //! The store's settings are the sidecar's (`goalstore_config::Config`, the same
 //! `GOALSTORE_*` variables, parsed by the same code); [`LambdaSettings`] adds the few that only a
-//! Lambda has (the EMF namespace and dimensions). [`Builder::build`] makes no network call:
+//! Lambda has (the EMF namespace and dimensions, X-Ray). [`Builder::build`] makes no network call:
 //! the DynamoDB client resolves credentials on its first request (the region comes from
 //! `AWS_REGION`, which Lambda sets), and Redis connects on first use. With the `tiered` strategy
 //! the cache's background task subscribes to invalidations soon after, off the start-up path.
@@ -240,11 +240,9 @@ pub struct Lambda {
 }
 
 impl Lambda {
-    /// Runs one invocation, then writes its metrics to stdout.
+    /// Runs one invocation, then writes its metrics to stdout (outside any trace).
     pub async fn invoke<T>(&self, invocation: impl Future<Output = T>) -> T {
-        let result = invocation.await;
-        self.emf.flush_stdout();
-        result
+        self.invoke_traced("", None, invocation).await
     }
 
     /// [`invoke`](Self::invoke) within the invocation's span (with traces on): `request_id`'s,
