@@ -17,6 +17,10 @@
 //! - Each span is sent as it ends (a simple processor: one datagram, no background thread), so
 //!   nothing waits in a buffer when Lambda freezes the sandbox after the invocation.
 //! - No user id in any span (the store's spans carry none).
+//! - The exporter opens no `tracing` spans of its own (opentelemetry-aws's `internal-logs` stays
+//!   off): it runs while a span closes, and a span opened then, under a span still open, kept
+//!   that parent from ever closing, so the invocation's segment was never sent. The price: a
+//!   segment the translator refuses is dropped without a log line.
 //!
 //! What this module does not do: sample on its own, export metrics or logs, or trace the runtime's
 //! own polling.
