@@ -144,8 +144,9 @@ pub struct Config {
     #[arg(long, env = "GOALSTORE_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
     pub log_format: String,
 
-    /// An OTLP/gRPC collector to export tracing spans to (one per RPC, store call, DynamoDB
-    /// request and Redis call), e.g. `http://127.0.0.1:4317`. Unset: no spans are exported.
+    /// An OTLP/gRPC collector to export tracing spans to (one per RPC, continuing the caller's
+    /// W3C trace; store call; shared batch read; DynamoDB request; Redis call), e.g.
+    /// `http://127.0.0.1:4317`. Unset: no spans are exported.
     #[arg(long, env = "GOALSTORE_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
     pub otlp_endpoint: Option<String>,
 
